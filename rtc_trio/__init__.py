@@ -1,0 +1,28 @@
+"""rtc_trio: LiveKit's real-time audio and video streams for trio, scoped to ``async with``."""
+
+from rtc_trio._audio_frame import AudioFrame
+from rtc_trio._audio_source import AudioSource, open_audio_source
+from rtc_trio._audio_stream import AudioStream, open_audio_stream
+from rtc_trio._errors import RtcError
+from rtc_trio._router import sweep_parked as _sweep_parked
+from rtc_trio._track import LocalAudioTrack, LocalVideoTrack, Track, TrackKind, TrackSource
+from rtc_trio._video_frame import VideoBufferType, VideoFrame
+from rtc_trio._video_source import VideoSource, open_video_source
+from rtc_trio._video_stream import VideoStream, open_video_stream
+from rtc_trio import _handles
+
+__all__ = [
+    "AudioFrame", "AudioSource", "AudioStream", "LocalAudioTrack", "LocalVideoTrack",
+    "RtcError", "Track", "TrackKind", "TrackSource", "VideoBufferType", "VideoFrame",
+    "VideoSource", "VideoStream", "live_handles", "open_audio_source", "open_audio_stream",
+    "open_video_source", "open_video_stream",
+]
+
+
+def live_handles() -> int:
+    """How many native handles rtc_trio holds now: sources, tracks, streams, frames.
+
+    Events parked for a subscriber that never came are released first once they expire.
+    """
+    _sweep_parked()
+    return _handles.live_handles()

@@ -1,0 +1,159 @@
+"""AudioSource: pushes PCM frames into the native audio pipeline."""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import trio
+
+from rtc_trio import _native, _router
+from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels
+from rtc_trio._errors import RtcError
+from rtc_trio._handles import NativeHandle
+from rtc_trio._proto import audio_frame_pb2, ffi_pb2
+
+MAX_QUEUE_MS = 60_000
+
+
+class AudioSource:
+    """A native audio source; create it with :func:`open_audio_source`.
+
+    One capture is in flight at a time, which keeps frames in order: ``capture_frame``
+    sends its frame once the previous one's capture completed, and returns without
+    waiting for its own (that wait usually costs nothing by the next call). A native
+    failure of a capture is raised by the next ``capture_frame`` or ``wait_for_playout``.
+    """
+
+    def __init__(self, handle: NativeHandle, sample_rate: int, num_channels: int, queue_size_ms: int) -> None:
+        self._handle = handle
+        self.sample_rate = sample_rate
+        self.num_channels = num_channels
+        self.queue_size_ms = queue_size_ms
+        self._replies: _router.Subscription[Any] = _router.Subscription(2)
+        self._pending_id = 0
+        self._busy = False
+        self._queue_end = 0.0  # monotonic time at which the queued audio has played out
+
+    @property
+    def queued_duration(self) -> float:
+        """Seconds of captured audio not yet played out by the native queue."""
+        if self.queue_size_ms == 0:
+            return 0.0
+        return max(0.0, self._queue_end - time.monotonic())
+
+    async def capture_frame(self, frame: AudioFrame) -> None:
+        """Queue ``frame``; waits while the native queue is full (``queue_size_ms``)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_frame(frame)
+        if self._busy:
+            raise trio.BusyResourceError("another task is capturing into this source")
+        self._busy = True
+        try:
+            await self._wait_previous()
+            self._send(frame)
+        finally:
+            self._busy = False
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def _check_frame(self, frame: AudioFrame) -> None:
+        if self._handle.released:
+            raise trio.ClosedResourceError("this audio source is closed")
+        if not isinstance(frame, AudioFrame):
+            raise TypeError(f"capture_frame takes an AudioFrame, not {type(frame).__name__}")
+        if frame.sample_rate != self.sample_rate or frame.num_channels != self.num_channels:
+            raise ValueError(
+                f"this source takes {self.sample_rate} Hz, {self.num_channels} channel(s); "
+                f"the frame has {frame.sample_rate} Hz, {frame.num_channels} channel(s)"
+            )
+        if self.queue_size_ms == 0 and frame.samples_per_channel * 100 != self.sample_rate:
+            raise ValueError(
+                f"a source with queue_size_ms=0 takes 10 ms frames ({self.sample_rate // 100} "
+                f"samples per channel), got {frame.samples_per_channel}"
+            )
+
+    async def _wait_previous(self) -> None:
+        if not self._pending_id:
+            return
+        try:
+            reply = self._replies.receive_nowait()
+        except trio.WouldBlock:
+            reply = await self._replies.receive()
+        self._pending_id = 0
+        if reply.error:
+            raise RtcError(f"capture_audio_frame failed (previous frame): {reply.error}")
+
+    def _send(self, frame: AudioFrame) -> None:
+        async_id = _native.next_async_id()
+        req = ffi_pb2.FfiRequest()
+        capture = req.capture_audio_frame
+        capture.source_handle = self._handle.id
+        capture.request_async_id = async_id
+        frame._buffer_info(capture.buffer)
+        _router.expect_once(async_id, self._replies)
+        try:
+            _native.request_discard(req)
+        except BaseException:
+            _router.forget(async_id)
+            raise
+        self._pending_id = async_id
+        if self.queue_size_ms:
+            now = time.monotonic()
+            self._queue_end = max(self._queue_end, now) + frame.duration
+
+    def clear_queue(self) -> None:
+        """Discard the audio queued natively but not yet played out."""
+        if self._handle.released:
+            raise trio.ClosedResourceError("this audio source is closed")
+        req = ffi_pb2.FfiRequest()
+        req.clear_audio_buffer.source_handle = self._handle.id
+        _native.request(req)
+        self._queue_end = 0.0
+
+    async def wait_for_playout(self) -> None:
+        """Return once every captured frame has been played out of the queue."""
+        if self._handle.released:
+            raise trio.ClosedResourceError("this audio source is closed")
+        await self._wait_previous()
+        await trio.sleep(self.queued_duration)
+
+    def _close(self) -> None:
+        if self._pending_id:
+            _router.forget(self._pending_id)
+            self._pending_id = 0
+        self._replies.close()
+        self._handle.release()
+
+
+@asynccontextmanager
+async def open_audio_source(
+    sample_rate: int = 48000, num_channels: int = 1, queue_size_ms: int = 1000
+) -> AsyncIterator[AudioSource]:
+    """An :class:`AudioSource` that lives until the block ends.
+
+    ``queue_size_ms`` (a multiple of 10) is the native queue: ``capture_frame`` waits while it
+    is full, which paces a producer at real time. 0 means no queue: frames go straight to the
+    tracks and must be exactly 10 ms long.
+    """
+    check_rate_and_channels(sample_rate, num_channels)
+    if isinstance(queue_size_ms, bool) or not isinstance(queue_size_ms, int):
+        raise TypeError(f"queue_size_ms must be an int, not {type(queue_size_ms).__name__}")
+    if not 0 <= queue_size_ms <= MAX_QUEUE_MS or queue_size_ms % 10:
+        raise ValueError(f"queue_size_ms must be a multiple of 10 from 0 to {MAX_QUEUE_MS}, got {queue_size_ms}")
+    await trio.lowlevel.checkpoint()
+    req = ffi_pb2.FfiRequest()
+    new = req.new_audio_source
+    new.type = audio_frame_pb2.AudioSourceType.AUDIO_SOURCE_NATIVE
+    new.sample_rate = sample_rate
+    new.num_channels = num_channels
+    new.queue_size_ms = queue_size_ms
+    new.options.echo_cancellation = False
+    new.options.noise_suppression = False
+    new.options.auto_gain_control = False
+    handle = NativeHandle(_native.request(req).new_audio_source.source.handle.id)
+    source = AudioSource(handle, int(sample_rate), int(num_channels), queue_size_ms)
+    try:
+        yield source
+    finally:
+        source._close()

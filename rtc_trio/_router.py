@@ -1,0 +1,307 @@
+"""Routing native events to the one subscriber of their key, and waking trio once per batch.
+
+The native callback runs on foreign threads; it only calls :func:`deliver`/:func:`end`, which
+append to a subscriber's bounded buffer under one lock. A consumer parked in
+:meth:`Subscription.receive` is woken through its run's :class:`_Inbox`: one
+``TrioToken.run_sync_soon`` per batch of wake-ups, none while the consumer is busy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from typing import Any, Generic, TypeVar
+
+import trio
+
+from rtc_trio import _handles
+from rtc_trio._errors import RtcError
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_routes: dict[int, Subscription[Any]] = {}
+_once: dict[int, Subscription[Any]] = {}  # one-shot routes: async request replies
+_closed: OrderedDict[int, None] = OrderedDict()  # keys whose subscriber left: drop their events
+_parked: OrderedDict[int, tuple[float, list[tuple[Any, int, bool]]]] = OrderedDict()
+_parked_count = 0
+_failure: RtcError | None = None
+
+PARK_SECONDS = 5.0
+PARK_LIMIT = 512
+CLOSED_LIMIT = 4096
+
+
+class _Inbox:
+    """Wake-ups for one trio run: at most one ``run_sync_soon`` in flight."""
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self._token = token
+        self._ready: list[Subscription[Any]] = []
+        self._scheduled = False
+
+    def queue(self, sub: Subscription[Any]) -> None:
+        """Called with ``_lock`` held, from any thread."""
+        self._ready.append(sub)
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                self._token.run_sync_soon(self._flush)
+            except trio.RunFinishedError:
+                self._ready.clear()
+                self._scheduled = False
+
+    def _flush(self) -> None:
+        with _lock:
+            ready, self._ready = self._ready, []
+            self._scheduled = False
+            tasks = []
+            for sub in ready:
+                sub._wake_queued = False
+                if sub._waiter is not None:
+                    tasks.append(sub._waiter)
+                    sub._waiter = None
+        for task in tasks:
+            trio.lowlevel.reschedule(task)
+
+
+_inbox_var: trio.lowlevel.RunVar[_Inbox] = trio.lowlevel.RunVar("rtc_trio_inbox")
+
+
+def _current_inbox() -> _Inbox:
+    try:
+        return _inbox_var.get()
+    except LookupError:
+        inbox = _Inbox(trio.lowlevel.current_trio_token())
+        _inbox_var.set(inbox)
+        return inbox
+
+
+class Subscription(Generic[T]):
+    """The buffer of one key's events, read by one trio task at a time.
+
+    Holds at most ``capacity`` items; when full the oldest is dropped, its native handle
+    released and ``dropped`` counted. ``receive`` raises ``trio.EndOfChannel`` once the key
+    ended and the buffer is empty, and ``trio.ClosedResourceError`` after :meth:`close`.
+    """
+
+    __slots__ = (
+        "key", "capacity", "dropped", "_items", "_ended", "_closed", "_waiter",
+        "_wake_queued", "_inbox", "_mark_closed", "__weakref__",
+    )
+
+    def __init__(self, capacity: int, *, mark_closed: bool = True) -> None:
+        self.key = 0
+        self.capacity = capacity
+        self.dropped = 0
+        self._items: deque[tuple[T, int]] = deque()
+        self._ended = False
+        self._closed = False
+        self._waiter: trio.lowlevel.Task | None = None
+        self._wake_queued = False
+        self._inbox = _current_inbox()
+        self._mark_closed = mark_closed
+
+    # -- called by the native side, with _lock held ------------------------------------
+    def _push(self, item: T, handle: int) -> int:
+        """Buffer ``item``; returns the handle of a dropped item to release, or 0."""
+        released = 0
+        if len(self._items) >= self.capacity:
+            _, released = self._items.popleft()
+            self.dropped += 1
+        self._items.append((item, handle))
+        self._wake()
+        return released
+
+    def _end(self) -> None:
+        self._ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._wake_queued:
+            self._wake_queued = True
+            self._inbox.queue(self)
+
+    # -- trio side ----------------------------------------------------------------------
+    def receive_nowait(self) -> T:
+        """The oldest buffered item; ``trio.WouldBlock`` if none yet."""
+        with _lock:
+            if self._items:
+                return self._items.popleft()[0]
+            self._raise_if_done()
+        raise trio.WouldBlock
+
+    async def receive(self) -> T:
+        """Wait for the next item."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            item = self.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return item
+        while True:
+            with _lock:
+                if self._items or self._ended or self._closed or _failure is not None:
+                    pass
+                elif self._waiter is not None:
+                    raise trio.BusyResourceError("another task is already receiving")
+                else:
+                    self._waiter = trio.lowlevel.current_task()
+            if self._waiter is trio.lowlevel.current_task():
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+            try:
+                return self.receive_nowait()
+            except trio.WouldBlock:
+                continue
+
+    def _abort(self, _: Any) -> trio.lowlevel.Abort:
+        with _lock:
+            self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _raise_if_done(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this stream is closed")
+        if _failure is not None:
+            raise _failure
+        if self._ended:
+            raise trio.EndOfChannel
+
+    def close(self) -> None:
+        """Leave the route, release every buffered handle, wake a blocked receiver."""
+        with _lock:
+            if self._closed:
+                return
+            self._closed = True
+            if _routes.get(self.key) is self:
+                del _routes[self.key]
+            if _once.get(self.key) is self:
+                del _once[self.key]
+            if self.key and self._mark_closed and not self._ended:
+                _mark_closed(self.key)
+            handles = [handle for _, handle in self._items if handle]
+            self._items.clear()
+            waiter, self._waiter = self._waiter, None
+        for handle in handles:
+            _handles.release(handle)
+        if waiter is not None:
+            trio.lowlevel.reschedule(waiter)
+
+    def __del__(self) -> None:  # last resort: the owner forgot to close
+        if not self._closed:
+            with _lock:
+                _routes.pop(self.key, None)
+                _once.pop(self.key, None)
+            for _, handle in self._items:
+                if handle:
+                    _handles.release(handle)
+
+
+def _mark_closed(key: int) -> None:
+    _closed[key] = None
+    if len(_closed) > CLOSED_LIMIT:
+        _closed.popitem(last=False)
+
+
+def subscribe(key: int, sub: Subscription[T]) -> Subscription[T]:
+    """Route every event of ``key`` to ``sub``, starting with any parked for it."""
+    global _parked_count
+    released: list[int] = []
+    with _lock:
+        sub.key = key
+        _routes[key] = sub
+        parked = _parked.pop(key, None)
+        if parked is not None:
+            _parked_count -= len(parked[1])
+            for item, handle, is_end in parked[1]:
+                if is_end:
+                    sub._end()
+                else:
+                    released.append(sub._push(item, handle))
+    for handle in released:
+        if handle:
+            _handles.release(handle)
+    return sub
+
+
+def expect_once(key: int, sub: Subscription[Any]) -> None:
+    """Route the single reply carrying ``key`` (an async request id) to ``sub``."""
+    with _lock:
+        sub.key = key
+        _once[key] = sub
+
+
+def forget(key: int) -> None:
+    """A one-shot reply for ``key`` will not be awaited: drop it when it comes."""
+    with _lock:
+        if _once.pop(key, None) is not None:
+            _mark_closed(key)
+
+
+def deliver(key: int, item: Any, handle: int = 0) -> None:
+    """Native side: hand ``item`` (owning ``handle``, or 0) to the subscriber of ``key``."""
+    with _lock:
+        sub = _once.pop(key, None) or _routes.get(key)
+        if sub is not None and not sub._closed:
+            handle = sub._push(item, handle)
+        elif key in _closed:
+            pass  # its subscriber left: release below
+        else:
+            _park(key, (item, handle, False))
+            handle = 0
+    if handle:
+        _handles.release(handle)
+    if _parked:
+        sweep_parked()
+
+
+def end(key: int) -> None:
+    """Native side: ``key`` will send nothing more (end of stream)."""
+    with _lock:
+        sub = _routes.get(key)
+        if sub is not None:
+            sub._end()
+        elif key in _closed:
+            del _closed[key]
+        else:
+            _park(key, (None, 0, True))
+
+
+def _park(key: int, event: tuple[Any, int, bool]) -> None:
+    """Keep an event for a subscriber that has not registered yet (bounded, brief)."""
+    global _parked_count
+    entry = _parked.get(key)
+    if entry is None:
+        entry = _parked[key] = (time.monotonic(), [])
+    entry[1].append(event)
+    _parked_count += 1
+
+
+def sweep_parked(max_age: float = PARK_SECONDS) -> None:
+    """Release parked events older than ``max_age`` seconds, or beyond the bound."""
+    global _parked_count
+    now = time.monotonic()
+    released: list[int] = []
+    with _lock:
+        while _parked:
+            key, (since, events) = next(iter(_parked.items()))
+            if now - since < max_age and _parked_count <= PARK_LIMIT:
+                break
+            del _parked[key]
+            _parked_count -= len(events)
+            released.extend(handle for _, handle, _ in events if handle)
+    for handle in released:
+        _handles.release(handle)
+
+
+def fail_all(error: RtcError) -> None:
+    """The native library is unusable: every receiver raises ``error``."""
+    global _failure
+    with _lock:
+        _failure = error
+        subs = list(_routes.values()) + list(_once.values())
+        for sub in subs:
+            sub._wake()

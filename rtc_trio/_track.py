@@ -1,0 +1,123 @@
+"""Local tracks: a named, mutable view of a source that streams and rooms consume."""
+
+from __future__ import annotations
+
+import enum
+from typing import TypeVar
+
+import trio
+
+from rtc_trio import _native
+from rtc_trio._audio_source import AudioSource
+from rtc_trio._handles import NativeHandle
+from rtc_trio._proto import ffi_pb2, track_pb2
+from rtc_trio._video_source import VideoSource
+
+
+class TrackSource(enum.IntEnum):
+    """Where a track's media comes from (values are the protocol's)."""
+
+    UNKNOWN = 0
+    CAMERA = 1
+    MICROPHONE = 2
+    SCREENSHARE = 3
+    SCREENSHARE_AUDIO = 4
+
+
+class TrackKind(enum.IntEnum):
+    UNKNOWN = 0
+    AUDIO = 1
+    VIDEO = 2
+
+
+TrackT = TypeVar("TrackT", bound="Track")
+
+
+class Track:
+    """A native track handle and its info; closing it ends the streams reading it."""
+
+    kind: TrackKind = TrackKind.UNKNOWN
+
+    def __init__(self, owned: track_pb2.OwnedTrack) -> None:
+        self._handle = NativeHandle(owned.handle.id)
+        self.sid = owned.info.sid
+        self.name = owned.info.name
+        self.muted = owned.info.muted
+
+    @property
+    def closed(self) -> bool:
+        return self._handle.released
+
+    def _check_open(self) -> None:
+        if self._handle.released:
+            raise trio.ClosedResourceError(f"track {self.name!r} is closed")
+
+    def close(self) -> None:
+        """Release the native track; streams on it end. Closing twice is harmless."""
+        self._handle.release()
+
+    def __enter__(self: TrackT) -> TrackT:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("muted" if self.muted else "live")
+        return f"{type(self).__name__}({self.name!r}, sid={self.sid!r}, {state})"
+
+
+class _LocalTrack(Track):
+    def mute(self) -> None:
+        """Send silence (audio) or black (video) instead of the source's media."""
+        self._set_muted(True)
+
+    def unmute(self) -> None:
+        self._set_muted(False)
+
+    def _set_muted(self, muted: bool) -> None:
+        self._check_open()
+        req = ffi_pb2.FfiRequest()
+        req.local_track_mute.track_handle = self._handle.id
+        req.local_track_mute.mute = muted
+        self.muted = _native.request(req).local_track_mute.muted
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, not {type(name).__name__}")
+    return name
+
+
+class LocalAudioTrack(_LocalTrack):
+    """An audio track fed by an :class:`AudioSource`; use as ``with LocalAudioTrack.create(...)``."""
+
+    kind = TrackKind.AUDIO
+
+    @classmethod
+    def create(cls, name: str, source: AudioSource) -> LocalAudioTrack:
+        if not isinstance(source, AudioSource):
+            raise TypeError(f"source must be an AudioSource, not {type(source).__name__}")
+        if source._handle.released:
+            raise trio.ClosedResourceError("the audio source is closed")
+        req = ffi_pb2.FfiRequest()
+        req.create_audio_track.name = _check_name(name)
+        req.create_audio_track.source_handle = source._handle.id
+        return cls(_native.request(req).create_audio_track.track)
+
+
+class LocalVideoTrack(_LocalTrack):
+    """A video track fed by a :class:`VideoSource`; use as ``with LocalVideoTrack.create(...)``."""
+
+    kind = TrackKind.VIDEO
+
+    @classmethod
+    def create(cls, name: str, source: VideoSource) -> LocalVideoTrack:
+        if not isinstance(source, VideoSource):
+            raise TypeError(f"source must be a VideoSource, not {type(source).__name__}")
+        if source._handle.released:
+            raise trio.ClosedResourceError("the video source is closed")
+        req = ffi_pb2.FfiRequest()
+        req.create_video_track.name = _check_name(name)
+        req.create_video_track.source_handle = source._handle.id
+        return cls(_native.request(req).create_video_track.track)
