@@ -1,0 +1,83 @@
+"""The LiveKit server the tests run against, as described by the environment ``tests/run.py`` sets.
+
+``RTC_TRIO_TEST_URL``, ``RTC_TRIO_TEST_API_KEY``, ``RTC_TRIO_TEST_API_SECRET`` describe it;
+``RTC_TRIO_TEST_SERVER_PID`` (optional) lets a test kill it; ``RTC_TRIO_REQUIRE_SERVER=1`` turns a
+missing server into a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+
+SKIP_REASON = ("no LiveKit server: run the tests as root through `python tests/run.py`, "
+               "or set RTC_TRIO_TEST_URL, RTC_TRIO_TEST_API_KEY, RTC_TRIO_TEST_API_SECRET")
+
+
+@dataclass(frozen=True)
+class TestServer:
+    """A LiveKit server: its websocket URL, API credentials and (when known) process id."""
+
+    __test__: ClassVar[bool] = False  # a helper, not a test class for pytest to collect
+
+    url: str
+    api_key: str
+    api_secret: str
+    pid: int | None = None
+
+    @property
+    def http_url(self) -> str:
+        """The URL for the server API (``ws://`` becomes ``http://``, ``wss://`` ``https://``)."""
+        return "http" + self.url[2:] if self.url.startswith(("ws://", "wss://")) else self.url
+
+    def token(self, identity: str, room: str, **grants: Any) -> str:
+        """A join token for ``room``; ``grants`` are extra ``VideoGrants`` fields (can_publish=...)."""
+        from livekit import api  # imported here: most tests never need it
+
+        video = api.VideoGrants(**{"room_join": True, "room": room, **grants})
+        return (api.AccessToken(self.api_key, self.api_secret)
+                .with_identity(identity).with_grants(video).to_jwt())
+
+
+def test_server() -> TestServer | None:
+    """The server described by the environment, or None if there is none."""
+    url = os.environ.get("RTC_TRIO_TEST_URL")
+    key = os.environ.get("RTC_TRIO_TEST_API_KEY")
+    secret = os.environ.get("RTC_TRIO_TEST_API_SECRET")
+    if not (url and key and secret):
+        return None
+    pid = os.environ.get("RTC_TRIO_TEST_SERVER_PID", "")
+    return TestServer(url, key, secret, int(pid) if pid.isdigit() else None)
+
+
+setattr(test_server, "__test__", False)  # a helper, not a test, when imported into a test module
+
+
+def require_server() -> TestServer:
+    """The test server; skips the calling test without one (fails it if RTC_TRIO_REQUIRE_SERVER=1)."""
+    server = test_server()
+    if server is None:
+        if os.environ.get("RTC_TRIO_REQUIRE_SERVER") == "1":
+            pytest.fail(f"{SKIP_REASON} (RTC_TRIO_REQUIRE_SERVER=1 is set)", pytrace=False)
+        pytest.skip(SKIP_REASON)
+    return server
+
+
+def kill_server() -> bool:
+    """SIGKILL the test server, for tests of a server dying mid-stream.
+
+    Returns False (and does nothing) when its pid is unknown or no such process exists. The
+    server does not come back: later tests in the same run find it dead.
+    """
+    server = test_server()
+    if server is None or server.pid is None:
+        return False
+    try:
+        os.kill(server.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,121 @@
+"""Audio through source -> local track -> stream, against the real native library."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trio
+
+import rtc_trio as rtc
+from tests.helpers import audio_loopback, numbered_frame
+
+
+async def _collect(stream: rtc.AudioStream, count: int) -> list[rtc.AudioFrame]:
+    frames = []
+    async for frame in stream:
+        frames.append(frame)
+        if len(frames) == count:
+            break
+    return frames
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+async def test_exact_round_trip_keeps_every_sample_in_order(channels: int) -> None:
+    count = 400
+    async with audio_loopback(channels=channels, capacity=count) as (source, _, stream):
+        sent = [numbered_frame(i, channels=channels) for i in range(count)]
+        async with trio.open_nursery() as nursery:
+            received: list[rtc.AudioFrame] = []
+
+            async def consume() -> None:
+                received.extend(await _collect(stream, count))
+
+            nursery.start_soon(consume)
+            for frame in sent:
+                await source.capture_frame(frame)
+        assert stream.dropped == 0
+        assert len(received) == count
+        for want, got in zip(sent, received):
+            assert got.data.dtype == np.int16
+            assert got.data.shape == (480, channels)
+            assert got.sample_rate == 48000 and got.num_channels == channels
+            np.testing.assert_array_equal(got.data.reshape(-1), want.data.reshape(-1))
+
+
+async def test_queued_source_splits_long_frames_into_exact_10ms_frames() -> None:
+    async with audio_loopback(queue_size_ms=100, capacity=200) as (source, _, stream):
+        sent = [numbered_frame(i, samples=1440) for i in range(10)]  # 30 ms each
+        for frame in sent:
+            await source.capture_frame(frame)
+        received = await _collect(stream, 30)
+    assert all(f.samples_per_channel == 480 for f in received)
+    np.testing.assert_array_equal(
+        np.concatenate([f.data.reshape(-1) for f in received]),
+        np.concatenate([f.data for f in sent]),
+    )
+
+
+async def test_frame_size_ms_sets_received_frame_length() -> None:
+    async with audio_loopback(frame_size_ms=20, capacity=100) as (source, _, stream):
+        for i in range(20):
+            await source.capture_frame(numbered_frame(i))
+        received = await _collect(stream, 10)
+    assert [f.samples_per_channel for f in received] == [960] * 10
+    assert received[0].duration == pytest.approx(0.02)
+
+
+async def test_full_buffer_drops_oldest_and_counts_it() -> None:
+    async with audio_loopback(capacity=5) as (source, _, stream):
+        for i in range(60):
+            await source.capture_frame(numbered_frame(i))
+        with trio.fail_after(5):
+            while stream.dropped < 55:  # the last captures may still be on their way
+                await trio.sleep(0.01)
+        kept = await _collect(stream, 5)
+    assert stream.dropped == 55
+    np.testing.assert_array_equal(kept[-1].data.reshape(-1), numbered_frame(59).data)
+    np.testing.assert_array_equal(kept[0].data.reshape(-1), numbered_frame(55).data)
+
+
+async def test_closing_the_track_ends_iteration() -> None:
+    async with audio_loopback() as (source, track, stream):
+        await source.capture_frame(numbered_frame(0))
+        track.close()
+        with trio.fail_after(5):
+            frames = [frame async for frame in stream]
+    assert len(frames) <= 1
+
+
+async def test_received_frames_are_views_of_native_memory_until_copied() -> None:
+    async with audio_loopback() as (source, _, stream):
+        await source.capture_frame(numbered_frame(3))
+        frame = await stream.receive()
+        assert not frame.data.flags.owndata  # a view: nothing was copied into Python
+        owned = frame.copy()
+        before = rtc.live_handles()
+        del frame
+        assert rtc.live_handles() == before - 1  # the view was the last owner of the buffer
+    np.testing.assert_array_equal(owned.data.reshape(-1), numbered_frame(3).data)
+
+
+async def test_wait_for_playout_and_queued_duration_follow_real_time() -> None:
+    async with rtc.open_audio_source(48000, 1, queue_size_ms=200) as source:
+        with rtc.LocalAudioTrack.create("mic", source):
+            await source.capture_frame(numbered_frame(0, samples=4800))  # 100 ms
+            assert 0.0 < source.queued_duration <= 0.1
+            start = trio.current_time()
+            await source.wait_for_playout()
+            assert source.queued_duration == 0.0
+            assert trio.current_time() - start <= 1.0
+            await source.capture_frame(numbered_frame(1, samples=4800))
+            source.clear_queue()
+            assert source.queued_duration == 0.0
+
+
+async def test_mute_and_unmute_a_local_track() -> None:
+    async with rtc.open_audio_source(48000, 1) as source:
+        with rtc.LocalAudioTrack.create("mic", source) as track:
+            track.mute()
+            assert track.muted
+            track.unmute()
+            assert not track.muted

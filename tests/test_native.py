@@ -1,0 +1,117 @@
+"""The process-wide binding: library loading, native logs, panics, forks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import rtc_trio as rtc
+from rtc_trio import _native
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+    )
+
+
+def test_library_comes_from_the_installed_livekit_wheel() -> None:
+    path = _native.library_path()
+    assert path.endswith("livekit/rtc/resources/liblivekit_ffi.so") and os.path.exists(path)
+
+
+def test_a_bad_library_path_is_a_clear_error() -> None:
+    result = _run(
+        """
+        import trio, rtc_trio as rtc
+        async def main():
+            async with rtc.open_audio_source():
+                pass
+        try:
+            trio.run(main)
+        except rtc.RtcError as error:
+            print("RtcError:", error)
+        """,
+        LIVEKIT_LIB_PATH="/nonexistent/liblivekit_ffi.so",
+    )
+    assert "RtcError: cannot load livekit_ffi from /nonexistent/liblivekit_ffi.so" in result.stdout, result.stderr
+
+
+def test_a_native_panic_becomes_an_error_not_a_silent_kill() -> None:
+    # The wheel's library aborts the process on a panic inside a request (it prints the
+    # panic first), which is why rtc_trio validates what the native side would assert on.
+    # Panics it catches arrive as a Panic event: fed here through the real callback entry
+    # point, a blocked reader and every later call get an RtcError and the process lives on.
+    result = _run(
+        """
+        import trio, rtc_trio as rtc
+        from rtc_trio._ffi import ffi, lib
+        from rtc_trio._proto import ffi_pb2
+
+        async def main():
+            async with rtc.open_audio_source(queue_size_ms=0) as source:
+                with rtc.LocalAudioTrack.create("mic", source) as track:
+                    async with rtc.open_audio_stream(track) as stream:
+                        async with trio.open_nursery() as nursery:
+                            async def read():
+                                try:
+                                    await stream.receive()
+                                except rtc.RtcError as error:
+                                    print("reader:", error)
+                            nursery.start_soon(read)
+                            await trio.sleep(0.1)
+                            event = ffi_pb2.FfiEvent()
+                            event.panic.message = "boom"
+                            data = event.SerializeToString()
+                            await trio.to_thread.run_sync(lib.rtc_on_event, data, len(data))
+            async with rtc.open_audio_source():
+                pass
+
+        try:
+            trio.run(main)
+        except rtc.RtcError as error:
+            print("then:", error)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "reader: the native LiveKit library panicked: boom" in result.stdout
+    assert "then: the native LiveKit library panicked: boom" in result.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_use_in_a_forked_child_is_refused() -> None:
+    result = _run(
+        """
+        import os, trio, rtc_trio as rtc
+        async def main():
+            async with rtc.open_audio_source():
+                pass
+        trio.run(main)  # the library is loaded in the parent
+        pid = os.fork()
+        if pid == 0:
+            try:
+                trio.run(main)
+            except rtc.RtcError as error:
+                print("child:", error, flush=True)
+                os._exit(0)
+            os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        print("child exit", os.waitstatus_to_exitcode(status))
+        """
+    )
+    assert "child: rtc_trio cannot be used in a child forked" in result.stdout, result.stderr
+    assert "child exit 0" in result.stdout
+
+
+def test_importing_does_not_load_the_asyncio_sdk() -> None:
+    result = _run("import sys, rtc_trio; print('livekit.rtc' in sys.modules)")
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_live_handles_is_public() -> None:
+    assert isinstance(rtc.live_handles(), int)
