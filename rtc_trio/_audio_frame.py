@@ -73,7 +73,7 @@ class AudioFrame:
     @property
     def duration(self) -> float:
         """Length in seconds."""
-        return self.data.shape[0] / self.sample_rate
+        return float(self.data.shape[0] / self.sample_rate)
 
     def copy(self) -> AudioFrame:
         """A frame owning a copy of the samples (releases nothing native)."""

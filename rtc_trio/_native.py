@@ -69,7 +69,7 @@ def request(req: ffi_pb2.FfiRequest) -> ffi_pb2.FfiResponse:
     if handle == 0:
         raise RtcError(_refused(req))
     try:
-        return ffi_pb2.FfiResponse.FromString(memoryview(ffi.buffer(res_ptr[0], res_len[0])))
+        return ffi_pb2.FfiResponse.FromString(memoryview(ffi.buffer(res_ptr[0], res_len[0])))  # type: ignore[arg-type]
     finally:
         lib.rtc_drop_handle(handle)
 
@@ -120,9 +120,9 @@ def on_event(name: str) -> Callable[[Callable[[Any], None]], Callable[[Any], Non
 def rtc_on_event(data: Any, size: int) -> None:
     """Native threads: parse, route, return. Never blocks, never raises into C."""
     try:
-        event = ffi_pb2.FfiEvent.FromString(memoryview(ffi.buffer(data, size)))
-        name = event.WhichOneof("message")
-        handler = _event_handlers.get(name or "")
+        event = ffi_pb2.FfiEvent.FromString(memoryview(ffi.buffer(data, size)))  # type: ignore[arg-type]
+        name = event.WhichOneof("message") or ""
+        handler = _event_handlers.get(name)
         if handler is not None:
             handler(getattr(event, name))
         elif name in _ASYNC_REPLIES:

@@ -76,7 +76,7 @@ def create_stream(req: ffi_pb2.FfiRequest, capacity: int) -> tuple[_router.Subsc
     except BaseException:
         sub.close()
         raise
-    name = req.WhichOneof("message")
+    name = req.WhichOneof("message") or ""
     owned = getattr(response, name).stream
     handle = NativeHandle(owned.handle.id)
     _router.subscribe(handle.id, sub)

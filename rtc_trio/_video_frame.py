@@ -152,7 +152,7 @@ class VideoFrame:
         """This picture in another layout, converted by the native library."""
         kind = as_buffer_type(type)
         req = ffi_pb2.FfiRequest()
-        req.video_convert.dst_type = kind
+        req.video_convert.dst_type = kind.value  # type: ignore[assignment]
         req.video_convert.flip_y = bool(flip_y)
         self._buffer_info(req.video_convert.buffer)
         reply = _native.request(req).video_convert
@@ -172,7 +172,7 @@ class VideoFrame:
         """Describe the pixels to the native side by pointer (it copies them)."""
         address = self.data.ctypes.data
         layout = plane_layout(self.type, self.width, self.height)
-        info.type = self.type
+        info.type = self.type.value  # type: ignore[assignment]
         info.width = self.width
         info.height = self.height
         info.data_ptr = address
@@ -204,11 +204,12 @@ def _is_packed(info: video_frame_pb2.VideoBufferInfo, layout: list[tuple[int, in
 def _gather(info: video_frame_pb2.VideoBufferInfo, layout: list[tuple[int, int]]) -> npt.NDArray[np.uint8]:
     from rtc_trio._ffi import ffi
 
-    planes = list(info.components) or [None]
+    if info.components:
+        planes = [(c.data_ptr, c.stride) for c in info.components]
+    else:
+        planes = [(info.data_ptr, info.stride or layout[0][0])]
     out = []
-    for component, (row_bytes, rows) in zip(planes, layout):
-        address = component.data_ptr if component is not None else info.data_ptr
-        stride = component.stride if component is not None else (info.stride or row_bytes)
+    for (address, stride), (row_bytes, rows) in zip(planes, layout):
         raw = np.frombuffer(ffi.buffer(ffi.cast("uint8_t *", address), stride * rows), np.uint8)
         out.append(raw.reshape(rows, stride)[:, :row_bytes].reshape(-1))
     return np.concatenate(out)

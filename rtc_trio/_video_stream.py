@@ -55,7 +55,7 @@ async def open_video_stream(
     new = req.new_video_stream
     new.track_handle = track._handle.id
     new.type = video_frame_pb2.VideoStreamType.VIDEO_STREAM_NATIVE
-    new.format = kind
+    new.format = kind.value  # type: ignore[assignment]
     new.normalize_stride = True
     new.queue_size_frames = 0  # unbounded natively: the bound users see is ours
     sub, handle = create_stream(req, capacity)
