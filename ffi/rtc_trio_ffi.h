@@ -15,5 +15,10 @@ uint64_t rtc_request(const uint8_t *data, size_t len,
 bool rtc_request_discard(const uint8_t *data, size_t len);
 bool rtc_drop_handle(uint64_t handle);
 
+/* Audio capture completions, settled in C without the GIL (see rtc_trio_ffi.c). */
+void rtc_capture_field(int field_number);
+int rtc_capture_wait(uint64_t async_id, int64_t timeout_us);
+int rtc_capture_watch(uint64_t async_id);
+
 /* Called by livekit_ffi on its own threads, once per serialized FfiEvent. */
 extern "Python" void rtc_on_event(const uint8_t *data, size_t len);

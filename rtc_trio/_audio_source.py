@@ -11,10 +11,12 @@ import trio
 from rtc_trio import _native, _router
 from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels
 from rtc_trio._errors import RtcError
+from rtc_trio._ffi import lib
 from rtc_trio._handles import NativeHandle
 from rtc_trio._proto import audio_frame_pb2, ffi_pb2
 
 MAX_QUEUE_MS = 60_000
+DIRECT_SPIN_US = 500  # longest a direct capture's completion is awaited with the loop blocked
 
 
 class AudioSource:
@@ -32,6 +34,7 @@ class AudioSource:
         self.num_channels = num_channels
         self.queue_size_ms = queue_size_ms
         self._replies: _router.Subscription[Any] = _router.Subscription(2)
+        self._spin_us = DIRECT_SPIN_US if queue_size_ms == 0 else 0
         self._pending_id = 0
         self._busy = False
         self._queue_end = 0.0  # monotonic time at which the queued audio has played out
@@ -74,12 +77,23 @@ class AudioSource:
             )
 
     async def _wait_previous(self) -> None:
-        if not self._pending_id:
+        """Wait until the capture in flight completed; raise its error if it failed.
+
+        A successful completion is recorded natively, without Python: found at once, or
+        after a short wait with the GIL released (a direct source's captures complete within
+        a thread hop). Otherwise the reply is routed here and this task parks for it.
+        """
+        pending = self._pending_id
+        if not pending:
             return
-        try:
-            reply = self._replies.receive_nowait()
-        except trio.WouldBlock:
+        if lib.rtc_capture_wait(pending, self._spin_us) or lib.rtc_capture_watch(pending):
+            _router.unroute(pending)
+            self._pending_id = 0
+            return
+        while True:
             reply = await self._replies.receive()
+            if reply.async_id == pending:
+                break  # earlier replies were for captures already settled natively
         self._pending_id = 0
         if reply.error:
             raise RtcError(f"capture_audio_frame failed (previous frame): {reply.error}")

@@ -43,6 +43,8 @@ def _initialize() -> None:
         failure = lib.rtc_load(path.encode())
         if failure != ffi.NULL:
             raise RtcError(f"cannot load livekit_ffi from {path}: {ffi.string(failure).decode()}")
+        capture = ffi_pb2.FfiEvent.DESCRIPTOR.fields_by_name["capture_audio_frame"].number
+        lib.rtc_capture_field(capture)
         lib.rtc_initialize(True, b"python", SDK_VERSION.encode())
         atexit.register(_dispose)
         _ready = True

@@ -234,6 +234,12 @@ def expect_once(key: int, sub: Subscription[Any]) -> None:
         _once[key] = sub
 
 
+def unroute(key: int) -> None:
+    """The reply for ``key`` was settled elsewhere (natively): no route needed any more."""
+    with _lock:
+        _once.pop(key, None)
+
+
 def forget(key: int) -> None:
     """A one-shot reply for ``key`` will not be awaited: drop it when it comes."""
     with _lock:

@@ -119,3 +119,15 @@ async def test_mute_and_unmute_a_local_track() -> None:
             assert track.muted
             track.unmute()
             assert not track.muted
+
+
+@pytest.mark.parametrize("queue_size_ms", [0, 100])
+async def test_a_native_capture_failure_is_raised_by_the_next_call(queue_size_ms: int) -> None:
+    async with audio_loopback(queue_size_ms=queue_size_ms) as (source, _, _):
+        source.sample_rate = 16000  # lie about the native source: its check refuses the frame
+        await source.capture_frame(numbered_frame(0, samples=160, rate=16000))
+        with pytest.raises(rtc.RtcError, match="sample_rate and num_channels don't match"):
+            await source.capture_frame(numbered_frame(1, samples=160, rate=16000))
+        source.sample_rate = 48000
+        await source.capture_frame(numbered_frame(2))  # the source is still usable
+        await source.wait_for_playout()
