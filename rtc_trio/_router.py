@@ -88,7 +88,7 @@ class Subscription(Generic[T]):
 
     __slots__ = (
         "key", "capacity", "dropped", "_items", "_ended", "_closed", "_waiter",
-        "_wake_queued", "_inbox", "_mark_closed", "__weakref__",
+        "_wake_queued", "_inbox", "_mark_closed",
     )
 
     def __init__(self, capacity: int, *, mark_closed: bool = True) -> None:
@@ -189,15 +189,6 @@ class Subscription(Generic[T]):
             _handles.release(handle)
         if waiter is not None:
             trio.lowlevel.reschedule(waiter)
-
-    def __del__(self) -> None:  # last resort: the owner forgot to close
-        if not self._closed:
-            with _lock:
-                _routes.pop(self.key, None)
-                _once.pop(self.key, None)
-            for _, handle in self._items:
-                if handle:
-                    _handles.release(handle)
 
 
 def _mark_closed(key: int) -> None:
