@@ -88,10 +88,10 @@ class Subscription(Generic[T]):
 
     __slots__ = (
         "key", "capacity", "dropped", "_items", "_ended", "_closed", "_waiter",
-        "_wake_queued", "_inbox", "_mark_closed",
+        "_wake_queued", "_inbox",
     )
 
-    def __init__(self, capacity: int, *, mark_closed: bool = True) -> None:
+    def __init__(self, capacity: int) -> None:
         self.key = 0
         self.capacity = capacity
         self.dropped = 0
@@ -101,7 +101,6 @@ class Subscription(Generic[T]):
         self._waiter: trio.lowlevel.Task | None = None
         self._wake_queued = False
         self._inbox = _current_inbox()
-        self._mark_closed = mark_closed
 
     # -- called by the native side, with _lock held ------------------------------------
     def _push(self, item: T, handle: int) -> int:
@@ -176,11 +175,13 @@ class Subscription(Generic[T]):
             if self._closed:
                 return
             self._closed = True
+            still_expected = _once.get(self.key) is self
+            if still_expected:
+                del _once[self.key]
             if _routes.get(self.key) is self:
                 del _routes[self.key]
-            if _once.get(self.key) is self:
-                del _once[self.key]
-            if self.key and self._mark_closed and not self._ended:
+                still_expected = not self._ended
+            if still_expected:  # events may still come for this key: drop them on arrival
                 _mark_closed(self.key)
             handles = [handle for _, handle in self._items if handle]
             self._items.clear()
