@@ -1,125 +1,33 @@
-/* Run-time binding to livekit_ffi: dlopen + dlsym, so the extension needs no
-   link-time dependency on wherever the `livekit` wheel put the library. */
+/* Run-time binding to livekit_ffi (dlopen + dlsym: no link-time dependency on wherever the
+   `livekit` wheel put the library), and the two events settled here on the native threads
+   without taking the GIL: audio capture completions and received audio frames. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 static void rtc_on_event(const uint8_t *data, size_t len);
+static void rtc_on_ring_ready(uint64_t stream);
+
+typedef struct {
+    uint64_t handle;
+    uint64_t data_ptr;
+    uint32_t samples_per_channel;
+    uint32_t num_channels;
+    uint32_t sample_rate;
+} rtc_audio_frame;
+
+/* --- the library ---------------------------------------------------------------------- */
 
 typedef void (*lk_callback)(const uint8_t *, size_t);
 static uint64_t (*lk_request)(const uint8_t *, size_t, const uint8_t **, size_t *);
 static bool (*lk_drop_handle)(uint64_t);
 static void (*lk_initialize)(lk_callback, bool, const char *, const char *);
 static void (*lk_dispose)(void);
-
-/* --- Audio capture completions -------------------------------------------------------
-   A successful CaptureAudioFrameCallback is recorded here on the native thread, with no
-   GIL and no Python: the producer's next capture finds it with one call. Only a completion
-   Python waits for (rtc_capture_watch) or one carrying an error goes on to Python. */
-
-#define SLOTS 4096 /* ids are unique and one capture per source is in flight */
-static pthread_mutex_t cap_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cap_cond = PTHREAD_COND_INITIALIZER;
-static uint64_t cap_done[SLOTS];
-static uint64_t cap_watched[SLOTS];
-static int cap_sleepers = 0;
-static uint32_t cap_field = 0; /* FfiEvent field number of capture_audio_frame */
-
-static void rtc_capture_field(int field_number) { cap_field = (uint32_t)field_number; }
-
-static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
-{
-    uint64_t value = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t byte = *(*p)++;
-        value |= (uint64_t)(byte & 0x7f) << shift;
-        if (!(byte & 0x80)) {
-            *out = value;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* True for an FfiEvent{capture_audio_frame{async_id, no error}}; sets *async_id. */
-static bool successful_capture(const uint8_t *data, size_t len, uint64_t *async_id)
-{
-    const uint8_t *p = data, *end = data + len;
-    uint64_t key, size;
-    if (cap_field == 0 || !read_varint(&p, end, &key) || key != ((uint64_t)cap_field << 3 | 2))
-        return false;
-    if (!read_varint(&p, end, &size) || size > (uint64_t)(end - p))
-        return false;
-    end = p + size;
-    bool found = false;
-    while (p < end) {
-        if (!read_varint(&p, end, &key))
-            return false;
-        if (key == (1 << 3 | 0)) { /* async_id */
-            if (!read_varint(&p, end, async_id))
-                return false;
-            found = true;
-        } else {
-            return false; /* an error string, or a field this parser does not know */
-        }
-    }
-    return found;
-}
-
-static int rtc_capture_wait(uint64_t async_id, int64_t timeout_us)
-{
-    size_t slot = async_id % SLOTS;
-    pthread_mutex_lock(&cap_lock);
-    if (cap_done[slot] != async_id && timeout_us > 0) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += (long)(timeout_us % 1000000) * 1000;
-        deadline.tv_sec += timeout_us / 1000000 + deadline.tv_nsec / 1000000000;
-        deadline.tv_nsec %= 1000000000;
-        cap_sleepers++;
-        while (cap_done[slot] != async_id) {
-            if (pthread_cond_timedwait(&cap_cond, &cap_lock, &deadline) == ETIMEDOUT)
-                break;
-        }
-        cap_sleepers--;
-    }
-    int done = cap_done[slot] == async_id;
-    pthread_mutex_unlock(&cap_lock);
-    return done;
-}
-
-/* From now on the completion of async_id goes to Python too; returns 1 if it came already. */
-static int rtc_capture_watch(uint64_t async_id)
-{
-    size_t slot = async_id % SLOTS;
-    pthread_mutex_lock(&cap_lock);
-    int done = cap_done[slot] == async_id;
-    if (!done)
-        cap_watched[slot] = async_id;
-    pthread_mutex_unlock(&cap_lock);
-    return done;
-}
-
-static void on_native_event(const uint8_t *data, size_t len)
-{
-    uint64_t async_id;
-    if (successful_capture(data, len, &async_id)) {
-        size_t slot = async_id % SLOTS;
-        pthread_mutex_lock(&cap_lock);
-        bool watched = cap_watched[slot] == async_id;
-        cap_done[slot] = async_id;
-        if (cap_sleepers)
-            pthread_cond_broadcast(&cap_cond);
-        pthread_mutex_unlock(&cap_lock);
-        if (!watched)
-            return;
-    }
-    rtc_on_event(data, len);
-}
 
 static const char *rtc_load(const char *path)
 {
@@ -133,11 +41,6 @@ static const char *rtc_load(const char *path)
     if (!lk_request || !lk_drop_handle || !lk_initialize || !lk_dispose)
         return "a livekit_ffi_* symbol is missing from the library";
     return NULL;
-}
-
-static void rtc_initialize(bool capture_logs, const char *sdk, const char *sdk_version)
-{
-    lk_initialize(on_native_event, capture_logs, sdk, sdk_version);
 }
 
 static void rtc_dispose(void) { lk_dispose(); }
@@ -160,3 +63,369 @@ static bool rtc_request_discard(const uint8_t *data, size_t len)
 }
 
 static bool rtc_drop_handle(uint64_t handle) { return lk_drop_handle(handle); }
+
+/* --- protobuf wire reading (just enough for two event shapes) ------------------------- */
+
+typedef struct {
+    const uint8_t *p, *end;
+} reader;
+
+static bool read_varint(reader *r, uint64_t *out)
+{
+    uint64_t value = 0;
+    for (int shift = 0; shift < 64 && r->p < r->end; shift += 7) {
+        uint8_t byte = *r->p++;
+        value |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) {
+            *out = value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Reads a length-delimited field's body into *body. */
+static bool read_message(reader *r, reader *body)
+{
+    uint64_t size;
+    if (!read_varint(r, &size) || size > (uint64_t)(r->end - r->p))
+        return false;
+    body->p = r->p;
+    body->end = r->p + size;
+    r->p += size;
+    return true;
+}
+
+static bool skip_field(reader *r, uint64_t key)
+{
+    uint64_t ignored;
+    reader body;
+    switch (key & 7) {
+    case 0: return read_varint(r, &ignored);
+    case 1: if (r->end - r->p < 8) return false; r->p += 8; return true;
+    case 2: return read_message(r, &body);
+    case 5: if (r->end - r->p < 4) return false; r->p += 4; return true;
+    default: return false;
+    }
+}
+
+/* The single field of an FfiEvent (a oneof): its number and body. */
+static bool event_body(const uint8_t *data, size_t len, uint32_t *field, reader *body)
+{
+    reader r = {data, data + len};
+    uint64_t key;
+    if (!read_varint(&r, &key) || (key & 7) != 2 || !read_message(&r, body))
+        return false;
+    *field = (uint32_t)(key >> 3);
+    return r.p == r.end;
+}
+
+static uint32_t capture_field, audio_event_field;
+
+static void rtc_fast_fields(int capture_audio_frame, int audio_stream_event)
+{
+    capture_field = (uint32_t)capture_audio_frame;
+    audio_event_field = (uint32_t)audio_stream_event;
+}
+
+/* CaptureAudioFrameCallback{async_id = 1, error = 2}: true when it carries no error. */
+static bool successful_capture(reader r, uint64_t *async_id)
+{
+    bool found = false;
+    uint64_t key;
+    while (r.p < r.end) {
+        if (!read_varint(&r, &key))
+            return false;
+        if (key != (1 << 3 | 0) || !read_varint(&r, async_id))
+            return false; /* an error string, or a field this reader does not know */
+        found = true;
+    }
+    return found;
+}
+
+/* AudioFrameBufferInfo{data_ptr=1, num_channels=2, sample_rate=3, samples_per_channel=4} */
+static bool read_buffer_info(reader r, rtc_audio_frame *frame)
+{
+    uint64_t key, value;
+    while (r.p < r.end) {
+        if (!read_varint(&r, &key))
+            return false;
+        if ((key & 7) != 0) {
+            if (!skip_field(&r, key))
+                return false;
+            continue;
+        }
+        if (!read_varint(&r, &value))
+            return false;
+        switch (key >> 3) {
+        case 1: frame->data_ptr = value; break;
+        case 2: frame->num_channels = (uint32_t)value; break;
+        case 3: frame->sample_rate = (uint32_t)value; break;
+        case 4: frame->samples_per_channel = (uint32_t)value; break;
+        }
+    }
+    return frame->data_ptr && frame->num_channels && frame->samples_per_channel;
+}
+
+/* AudioStreamEvent{stream_handle=1, frame_received=2{frame=1{handle=1{id=1}, info=2}}} */
+static bool received_audio_frame(reader r, uint64_t *stream, rtc_audio_frame *frame)
+{
+    uint64_t key;
+    reader received = {0}, owned = {0}, part;
+    *stream = 0;
+    while (r.p < r.end) {
+        if (!read_varint(&r, &key))
+            return false;
+        if (key == (1 << 3 | 0)) {
+            if (!read_varint(&r, stream))
+                return false;
+        } else if (key == (2 << 3 | 2)) {
+            if (!read_message(&r, &received))
+                return false;
+        } else {
+            return false; /* end of stream, or unknown: Python handles it */
+        }
+    }
+    if (!*stream || !received.p || !read_varint(&received, &key) || key != (1 << 3 | 2) ||
+        !read_message(&received, &owned))
+        return false;
+    frame->handle = 0;
+    frame->data_ptr = 0;
+    while (owned.p < owned.end) {
+        if (!read_varint(&owned, &key) || (key & 7) != 2 || !read_message(&owned, &part))
+            return false;
+        if (key >> 3 == 1) { /* FfiOwnedHandle{id = 1} */
+            if (!read_varint(&part, &key) || key != (1 << 3 | 0) || !read_varint(&part, &frame->handle))
+                return false;
+        } else if (key >> 3 == 2) {
+            if (!read_buffer_info(part, frame))
+                return false;
+        }
+    }
+    return frame->handle != 0 && frame->data_ptr != 0;
+}
+
+/* --- audio capture completions -----------------------------------------------------------
+   A successful completion is recorded on the native thread: the producer's next capture
+   finds it with one call. Only one Python waits for (rtc_capture_watch) or one carrying an
+   error goes on to Python. Ids are unique and one capture per source is in flight. */
+
+#define CAPTURE_SLOTS 4096
+static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t capture_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t capture_done[CAPTURE_SLOTS];
+static uint64_t capture_watched[CAPTURE_SLOTS];
+static int capture_sleepers;
+
+static int rtc_capture_wait(uint64_t async_id, int64_t timeout_us)
+{
+    size_t slot = async_id % CAPTURE_SLOTS;
+    pthread_mutex_lock(&capture_lock);
+    if (capture_done[slot] != async_id && timeout_us > 0) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += (long)(timeout_us % 1000000) * 1000;
+        deadline.tv_sec += timeout_us / 1000000 + deadline.tv_nsec / 1000000000;
+        deadline.tv_nsec %= 1000000000;
+        capture_sleepers++;
+        while (capture_done[slot] != async_id) {
+            if (pthread_cond_timedwait(&capture_cond, &capture_lock, &deadline) == ETIMEDOUT)
+                break;
+        }
+        capture_sleepers--;
+    }
+    int done = capture_done[slot] == async_id;
+    pthread_mutex_unlock(&capture_lock);
+    return done;
+}
+
+/* From now on the completion of async_id goes to Python too; returns 1 if it came already. */
+static int rtc_capture_watch(uint64_t async_id)
+{
+    size_t slot = async_id % CAPTURE_SLOTS;
+    pthread_mutex_lock(&capture_lock);
+    int done = capture_done[slot] == async_id;
+    if (!done)
+        capture_watched[slot] = async_id;
+    pthread_mutex_unlock(&capture_lock);
+    return done;
+}
+
+/* Returns true when Python need not see the event. */
+static bool settle_capture(uint64_t async_id)
+{
+    size_t slot = async_id % CAPTURE_SLOTS;
+    pthread_mutex_lock(&capture_lock);
+    bool watched = capture_watched[slot] == async_id;
+    capture_done[slot] = async_id;
+    if (capture_sleepers)
+        pthread_cond_broadcast(&capture_cond);
+    pthread_mutex_unlock(&capture_lock);
+    return !watched;
+}
+
+/* --- received audio frames -----------------------------------------------------------------
+   Each open audio stream has a ring of its newest frames (drop-oldest when full, counted).
+   A frame for a stream with no ring goes to Python's router instead. */
+
+typedef struct ring {
+    struct ring *next; /* in its hash bucket */
+    uint64_t stream;
+    uint32_t capacity, head, count;
+    bool parked; /* the Python consumer waits: wake it on the next frame */
+    uint64_t dropped;
+    rtc_audio_frame frames[];
+} ring;
+
+#define RING_BUCKETS 1024
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static ring *ring_buckets[RING_BUCKETS];
+static uint64_t ring_held; /* frame handles sitting in rings */
+
+static ring **ring_slot(uint64_t stream)
+{
+    ring **slot = &ring_buckets[stream % RING_BUCKETS];
+    while (*slot && (*slot)->stream != stream)
+        slot = &(*slot)->next;
+    return slot;
+}
+
+static bool rtc_ring_open(uint64_t stream, uint32_t capacity)
+{
+    ring *r = calloc(1, sizeof(ring) + (size_t)capacity * sizeof(rtc_audio_frame));
+    if (r == NULL || capacity == 0) {
+        free(r);
+        return false;
+    }
+    r->stream = stream;
+    r->capacity = capacity;
+    pthread_mutex_lock(&ring_lock);
+    ring **slot = ring_slot(stream);
+    bool fresh = *slot == NULL;
+    if (fresh)
+        *slot = r;
+    pthread_mutex_unlock(&ring_lock);
+    if (!fresh)
+        free(r);
+    return fresh;
+}
+
+/* Removes the ring and releases every frame still in it. */
+static void rtc_ring_close(uint64_t stream)
+{
+    pthread_mutex_lock(&ring_lock);
+    ring **slot = ring_slot(stream);
+    ring *r = *slot;
+    if (r) {
+        *slot = r->next;
+        ring_held -= r->count;
+    }
+    pthread_mutex_unlock(&ring_lock);
+    if (!r)
+        return;
+    for (uint32_t i = 0; i < r->count; i++)
+        lk_drop_handle(r->frames[(r->head + i) % r->capacity].handle);
+    free(r);
+}
+
+static int rtc_ring_pop(uint64_t stream, rtc_audio_frame *out)
+{
+    int got = 0;
+    pthread_mutex_lock(&ring_lock);
+    ring *r = *ring_slot(stream);
+    if (r && r->count) {
+        *out = r->frames[r->head];
+        r->head = (r->head + 1) % r->capacity;
+        r->count--;
+        ring_held--;
+        got = 1;
+    }
+    pthread_mutex_unlock(&ring_lock);
+    return got;
+}
+
+/* 1: frames are waiting (do not park); 0: the next frame will call rtc_on_ring_ready. */
+static int rtc_ring_park(uint64_t stream)
+{
+    int ready = 1;
+    pthread_mutex_lock(&ring_lock);
+    ring *r = *ring_slot(stream);
+    if (r && r->count == 0) {
+        r->parked = true;
+        ready = 0;
+    }
+    pthread_mutex_unlock(&ring_lock);
+    return ready;
+}
+
+static uint64_t rtc_ring_dropped(uint64_t stream)
+{
+    pthread_mutex_lock(&ring_lock);
+    ring *r = *ring_slot(stream);
+    uint64_t dropped = r ? r->dropped : 0;
+    pthread_mutex_unlock(&ring_lock);
+    return dropped;
+}
+
+static uint64_t rtc_ring_held(void)
+{
+    pthread_mutex_lock(&ring_lock);
+    uint64_t held = ring_held;
+    pthread_mutex_unlock(&ring_lock);
+    return held;
+}
+
+/* Returns true when the frame was buffered (Python need not see the event). */
+static bool buffer_frame(uint64_t stream, const rtc_audio_frame *frame)
+{
+    uint64_t evicted = 0;
+    bool wake = false;
+    pthread_mutex_lock(&ring_lock);
+    ring *r = *ring_slot(stream);
+    if (r) {
+        if (r->count == r->capacity) {
+            evicted = r->frames[r->head].handle;
+            r->head = (r->head + 1) % r->capacity;
+            r->count--;
+            r->dropped++;
+            ring_held--;
+        }
+        r->frames[(r->head + r->count) % r->capacity] = *frame;
+        r->count++;
+        ring_held++;
+        wake = r->parked;
+        r->parked = false;
+    }
+    pthread_mutex_unlock(&ring_lock);
+    if (evicted)
+        lk_drop_handle(evicted);
+    if (wake)
+        rtc_on_ring_ready(stream);
+    return r != NULL;
+}
+
+/* --- the event callback ------------------------------------------------------------------ */
+
+static void on_native_event(const uint8_t *data, size_t len)
+{
+    uint32_t field;
+    reader body;
+    if (event_body(data, len, &field, &body)) {
+        uint64_t id;
+        rtc_audio_frame frame;
+        if (field == capture_field && capture_field && successful_capture(body, &id)) {
+            if (settle_capture(id))
+                return;
+        } else if (field == audio_event_field && audio_event_field &&
+                   received_audio_frame(body, &id, &frame)) {
+            if (buffer_frame(id, &frame))
+                return;
+        }
+    }
+    rtc_on_event(data, len);
+}
+
+static void rtc_initialize(bool capture_logs, const char *sdk, const char *sdk_version)
+{
+    lk_initialize(on_native_event, capture_logs, sdk, sdk_version);
+}

@@ -1,10 +1,10 @@
-/* Declarations cffi compiles against: a thin table of livekit_ffi's C ABI,
-   resolved at run time from the library shipped in the `livekit` wheel. */
+/* Declarations cffi compiles against: a thin table of livekit_ffi's C ABI, resolved at run
+   time from the library shipped in the `livekit` wheel, plus the native-side fast paths. */
 
 /* Loads the library at `path`; returns NULL on success, else a message. */
 const char *rtc_load(const char *path);
 
-/* livekit_ffi_initialize with rtc_on_event as the event callback. */
+/* livekit_ffi_initialize with rtc_trio's event callback. */
 void rtc_initialize(bool capture_logs, const char *sdk, const char *sdk_version);
 void rtc_dispose(void);
 
@@ -15,10 +15,30 @@ uint64_t rtc_request(const uint8_t *data, size_t len,
 bool rtc_request_discard(const uint8_t *data, size_t len);
 bool rtc_drop_handle(uint64_t handle);
 
-/* Audio capture completions, settled in C without the GIL (see rtc_trio_ffi.c). */
-void rtc_capture_field(int field_number);
+/* FfiEvent field numbers of the events settled in C (0 disables that fast path). */
+void rtc_fast_fields(int capture_audio_frame, int audio_stream_event);
+
+/* Audio capture completions, recorded natively without the GIL. */
 int rtc_capture_wait(uint64_t async_id, int64_t timeout_us);
 int rtc_capture_watch(uint64_t async_id);
 
-/* Called by livekit_ffi on its own threads, once per serialized FfiEvent. */
+/* Received audio frames, buffered natively per stream without the GIL. */
+typedef struct {
+    uint64_t handle;
+    uint64_t data_ptr;
+    uint32_t samples_per_channel;
+    uint32_t num_channels;
+    uint32_t sample_rate;
+} rtc_audio_frame;
+
+bool rtc_ring_open(uint64_t stream, uint32_t capacity);
+void rtc_ring_close(uint64_t stream);
+int rtc_ring_pop(uint64_t stream, rtc_audio_frame *out);
+int rtc_ring_park(uint64_t stream);
+uint64_t rtc_ring_dropped(uint64_t stream);
+uint64_t rtc_ring_held(void);
+
+/* Called by livekit_ffi's threads: every event C does not settle itself. */
 extern "Python" void rtc_on_event(const uint8_t *data, size_t len);
+/* Called by livekit_ffi's threads: a parked consumer's ring got a frame. */
+extern "Python" void rtc_on_ring_ready(uint64_t stream);

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import numpy.typing as npt
 
 from rtc_trio import _handles
 from rtc_trio._proto import audio_frame_pb2
+
+class _BufferInfo(Protocol):
+    """A received buffer's description: the protobuf message or the C struct alike."""
+
+    data_ptr: int
+    num_channels: int
+    sample_rate: int
+    samples_per_channel: int
+
 
 MAX_CHANNELS = 32
 MAX_SAMPLE_RATE = 384_000
@@ -53,7 +64,7 @@ class AudioFrame:
         self.sample_rate = int(sample_rate)
 
     @classmethod
-    def _view(cls, info: audio_frame_pb2.AudioFrameBufferInfo, handle: int) -> AudioFrame:
+    def _view(cls, info: _BufferInfo, handle: int) -> AudioFrame:
         """A received frame: a zero-copy view of the buffer ``handle`` owns."""
         frame = cls.__new__(cls)
         count = info.samples_per_channel * info.num_channels

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from rtc_trio import _handles, _router
 from rtc_trio._errors import RtcError
 from rtc_trio._ffi import ffi, lib
-from rtc_trio._proto import ffi_pb2, livekit_rtc_dir
+from rtc_trio._proto import audio_frame_pb2, ffi_pb2, livekit_rtc_dir
 
 logger = logging.getLogger("rtc_trio")
 
@@ -43,11 +43,36 @@ def _initialize() -> None:
         failure = lib.rtc_load(path.encode())
         if failure != ffi.NULL:
             raise RtcError(f"cannot load livekit_ffi from {path}: {ffi.string(failure).decode()}")
-        capture = ffi_pb2.FfiEvent.DESCRIPTOR.fields_by_name["capture_audio_frame"].number
-        lib.rtc_capture_field(capture)
+        lib.rtc_fast_fields(*_fast_path_fields())
         lib.rtc_initialize(True, b"python", SDK_VERSION.encode())
         atexit.register(_dispose)
         _ready = True
+
+
+# The wire layout the C fast paths read (ffi/rtc_trio_ffi.c): message, field, number.
+_FAST_PATH_LAYOUT: list[tuple[Any, str, int]] = [
+    (audio_frame_pb2.CaptureAudioFrameCallback, "async_id", 1),
+    (audio_frame_pb2.CaptureAudioFrameCallback, "error", 2),
+    (audio_frame_pb2.AudioStreamEvent, "stream_handle", 1),
+    (audio_frame_pb2.AudioStreamEvent, "frame_received", 2),
+    (audio_frame_pb2.AudioFrameReceived, "frame", 1),
+    (audio_frame_pb2.OwnedAudioFrameBuffer, "handle", 1),
+    (audio_frame_pb2.OwnedAudioFrameBuffer, "info", 2),
+    (audio_frame_pb2.AudioFrameBufferInfo, "data_ptr", 1),
+    (audio_frame_pb2.AudioFrameBufferInfo, "num_channels", 2),
+    (audio_frame_pb2.AudioFrameBufferInfo, "sample_rate", 3),
+    (audio_frame_pb2.AudioFrameBufferInfo, "samples_per_channel", 4),
+]
+
+
+def _fast_path_fields() -> tuple[int, int]:
+    """FfiEvent field numbers for the C fast paths; (0, 0) if the protocol changed shape."""
+    for message, field, number in _FAST_PATH_LAYOUT:
+        if message.DESCRIPTOR.fields_by_name[field].number != number:
+            logger.warning("unexpected protocol layout: native fast paths disabled")
+            return 0, 0
+    events = ffi_pb2.FfiEvent.DESCRIPTOR.fields_by_name
+    return events["capture_audio_frame"].number, events["audio_stream_event"].number
 
 
 def _check_usable() -> None:
@@ -132,6 +157,15 @@ def rtc_on_event(data: Any, size: int) -> None:
             _router.deliver(reply.async_id, reply)
     except Exception:  # pragma: no cover - a bug here must not kill a native thread
         logger.exception("rtc_trio failed to handle a native event")
+
+
+@ffi.def_extern()  # type: ignore[untyped-decorator]
+def rtc_on_ring_ready(stream: int) -> None:
+    """Native threads: a parked consumer's native frame ring got a frame."""
+    try:
+        _router.wake(stream)
+    except Exception:  # pragma: no cover
+        logger.exception("rtc_trio failed to wake a stream consumer")
 
 
 _ASYNC_REPLIES = frozenset(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 import trio
 
@@ -156,6 +156,25 @@ class Subscription(Generic[T]):
             except trio.WouldBlock:
                 continue
 
+    async def wait_for_more(self, ready_elsewhere: Callable[[], int]) -> None:
+        """Park until an item, the end, a close or a wake-up arrives.
+
+        ``ready_elsewhere`` checks a native buffer feeding this subscriber too, and arms its
+        wake-up (see :func:`wake`) when it is empty; if it has data, this returns at once.
+        """
+        with _lock:
+            if self._items or self._ended or self._closed or _failure is not None:
+                return
+            if self._waiter is not None:
+                raise trio.BusyResourceError("another task is already receiving")
+            task = self._waiter = trio.lowlevel.current_task()
+        if ready_elsewhere():
+            with _lock:
+                if self._waiter is task:
+                    self._waiter = None
+            return
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
+
     def _abort(self, _: Any) -> trio.lowlevel.Abort:
         with _lock:
             self._waiter = None
@@ -254,6 +273,14 @@ def deliver(key: int, item: Any, handle: int = 0) -> None:
         _handles.release(handle)
     if _parked:
         sweep_parked()
+
+
+def wake(key: int) -> None:
+    """Native side: wake the consumer of ``key`` (its data sits in a native buffer)."""
+    with _lock:
+        sub = _routes.get(key)
+        if sub is not None:
+            sub._wake()
 
 
 def end(key: int) -> None:

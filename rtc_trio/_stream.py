@@ -54,10 +54,9 @@ class FrameStream(Generic[FrameT]):
 
     async def __anext__(self) -> FrameT:
         try:
-            item = await self._sub.receive()
+            return await self.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
-        return self._frame(item)
 
     def _close(self) -> None:
         self._sub.close()
