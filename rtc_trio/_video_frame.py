@@ -149,8 +149,11 @@ class VideoFrame:
         return views
 
     def convert(self, type: VideoBufferType, *, flip_y: bool = False) -> VideoFrame:
-        """This picture in another layout, converted by the native library."""
+        """This picture in another layout, converted by the native library (a copy if
+        ``type`` is this frame's own and ``flip_y`` is false)."""
         kind = as_buffer_type(type)
+        if kind == self.type and not flip_y:
+            return self.copy()
         req = ffi_pb2.FfiRequest()
         req.video_convert.dst_type = kind.value  # type: ignore[assignment]
         req.video_convert.flip_y = bool(flip_y)

@@ -12,6 +12,15 @@ from rtc_trio._video_frame import frame_size
 W, H = 320, 240
 
 
+async def first_captured(stream: rtc.VideoStream) -> rtc.VideoFrame:
+    """The first frame that is not black: a new native source sends black keepalive frames
+    (10 fps) until its first capture, and one of those may reach a stream opened early."""
+    async for frame in stream:
+        if frame.convert(rtc.VideoBufferType.RGBA).data[..., :3].max() > 0:
+            return frame
+    raise AssertionError("the stream ended before the captured frame arrived")
+
+
 def solid_rgba(width: int, height: int, rgb: tuple[int, int, int]) -> rtc.VideoFrame:
     data = np.empty((height, width, 4), np.uint8)
     data[..., :3] = rgb
@@ -29,7 +38,7 @@ async def test_round_trip_keeps_size_and_colour(size: tuple[int, int]) -> None:
                 with trio.fail_after(10):
                     for i in range(3):
                         source.capture_frame(solid_rgba(width, height, colour), timestamp_us=i * 33_333)
-                    frame = await stream.receive()
+                    frame = await first_captured(stream)
     assert (frame.width, frame.height, frame.type) == (width, height, rtc.VideoBufferType.RGBA)
     assert frame.data.shape == (height, width, 4)
     mean = frame.data[..., :3].reshape(-1, 3).mean(axis=0)
@@ -42,7 +51,7 @@ async def test_stream_delivers_the_requested_format() -> None:
             async with rtc.open_video_stream(track, format=rtc.VideoBufferType.I420) as stream:
                 source.capture_frame(solid_rgba(W, H, (10, 200, 30)))
                 with trio.fail_after(10):
-                    frame = await stream.receive()
+                    frame = await first_captured(stream)
     assert frame.type == rtc.VideoBufferType.I420
     assert frame.data.nbytes == frame_size(rtc.VideoBufferType.I420, W, H)
     y, u, v = frame.planes()
@@ -84,6 +93,14 @@ async def test_slow_video_consumer_drops_oldest() -> None:
     async with rtc.open_video_source(W, H) as source:
         with rtc.LocalVideoTrack.create("cam", source) as track:
             async with rtc.open_video_stream(track, capacity=2) as stream:
+                source.capture_frame(solid_rgba(W, H, (1, 1, 1)))  # ends the black keepalive
+                with trio.fail_after(10):
+                    await first_captured(stream)
+                while True:  # a keepalive frame sent just before the capture may trail it
+                    with trio.move_on_after(0.3):
+                        await stream.receive()
+                        continue
+                    break
                 for i in range(12):
                     source.capture_frame(solid_rgba(W, H, (i * 20, 0, 0)))
                 with trio.fail_after(10):
