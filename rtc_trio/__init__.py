@@ -5,17 +5,47 @@ from rtc_trio._audio_source import AudioSource, open_audio_source
 from rtc_trio._audio_stream import AudioStream, open_audio_stream
 from rtc_trio._errors import RtcError
 from rtc_trio._router import sweep_parked as _sweep_parked
-from rtc_trio._track import LocalAudioTrack, LocalVideoTrack, Track, TrackKind, TrackSource
+from rtc_trio._participant import (
+    LocalParticipant, LocalTrackPublication, Participant, RemoteParticipant,
+    RemoteTrackPublication, TrackPublication, TrackPublishOptions,
+)
+from rtc_trio._room import ConnectError, Room, connect
+from rtc_trio._room_events import (
+    ActiveSpeakersChanged, ConnectionQuality, ConnectionQualityChanged, ConnectionState,
+    ConnectionStateChanged, DataReceived, Disconnected, DisconnectReason, LocalTrackPublished,
+    LocalTrackSubscribed, LocalTrackUnpublished, OtherRoomEvent, ParticipantActive,
+    ParticipantAttributesChanged, ParticipantConnected, ParticipantDisconnected,
+    ParticipantMetadataChanged, ParticipantNameChanged, Reconnected, Reconnecting, RoomEvent,
+    RoomEvents, RoomMetadataChanged, RoomSidChanged, TrackMuted, TrackPublished,
+    TrackSubscribed, TrackSubscriptionFailed, TrackUnmuted, TrackUnpublished, TrackUnsubscribed,
+)
+from rtc_trio._track import (
+    LocalAudioTrack, LocalVideoTrack, RemoteAudioTrack, RemoteTrack, RemoteVideoTrack, Track,
+    TrackKind, TrackSource,
+)
 from rtc_trio._video_frame import VideoBufferType, VideoFrame
 from rtc_trio._video_source import VideoSource, open_video_source
 from rtc_trio._video_stream import VideoStream, open_video_stream
 from rtc_trio import _handles
+from rtc_trio._ffi import lib as _lib
 
 __all__ = [
     "AudioFrame", "AudioSource", "AudioStream", "LocalAudioTrack", "LocalVideoTrack",
     "RtcError", "Track", "TrackKind", "TrackSource", "VideoBufferType", "VideoFrame",
     "VideoSource", "VideoStream", "live_handles", "open_audio_source", "open_audio_stream",
     "open_video_source", "open_video_stream",
+    # rooms
+    "ConnectError", "Room", "connect", "Participant", "LocalParticipant", "RemoteParticipant",
+    "TrackPublication", "LocalTrackPublication", "RemoteTrackPublication", "TrackPublishOptions",
+    "RemoteTrack", "RemoteAudioTrack", "RemoteVideoTrack", "ConnectionState", "ConnectionQuality",
+    "DisconnectReason", "RoomEvent", "RoomEvents", "ActiveSpeakersChanged",
+    "ConnectionQualityChanged", "ConnectionStateChanged", "DataReceived", "Disconnected",
+    "LocalTrackPublished", "LocalTrackSubscribed", "LocalTrackUnpublished", "OtherRoomEvent",
+    "ParticipantActive", "ParticipantAttributesChanged", "ParticipantConnected",
+    "ParticipantDisconnected", "ParticipantMetadataChanged", "ParticipantNameChanged",
+    "Reconnected", "Reconnecting", "RoomMetadataChanged", "RoomSidChanged", "TrackMuted",
+    "TrackPublished", "TrackSubscribed", "TrackSubscriptionFailed", "TrackUnmuted",
+    "TrackUnpublished", "TrackUnsubscribed",
 ]
 
 
@@ -25,4 +55,4 @@ def live_handles() -> int:
     Events parked for a subscriber that never came are released first once they expire.
     """
     _sweep_parked()
-    return _handles.live_handles()
+    return _handles.live_handles() + int(_lib.rtc_ring_held())

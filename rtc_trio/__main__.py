@@ -1,6 +1,10 @@
-"""Voice loopback demo: a generated tone through source -> local track -> stream.
+"""Voice demo: a generated tone through source -> local track -> stream, or through a room.
 
     python -m rtc_trio [--seconds 2] [--frequency 440] [--wav out.wav]
+    python -m rtc_trio --url ws://host:7880 --token JWT [--seconds 10] [--frequency 440]
+
+With --url and --token it joins the room, publishes the tone as its microphone and reports,
+once a second, what it hears from each of the others.
 """
 
 from __future__ import annotations
@@ -78,15 +82,75 @@ async def loopback(seconds: float, frequency: float, wav_path: str | None) -> No
         print(f"wrote {wav_path}")
 
 
+async def room_mode(url: str, token: str, seconds: float, frequency: float) -> None:
+    """Join, publish the tone, and report what every other participant sends."""
+    async with rtc.connect(url, token) as room:
+        events = room.events()
+        print(f"joined room {room.name!r} as {room.local_participant.identity!r}; "
+              f"others: {sorted(room.remote_participants) or 'none yet'}")
+        async with rtc.open_audio_source(RATE, 1, queue_size_ms=200) as source:
+            with rtc.LocalAudioTrack.create("tone", source) as track:
+                options = rtc.TrackPublishOptions(source=rtc.TrackSource.MICROPHONE)
+                await room.local_participant.publish_track(track, options)
+                print(f"publishing a {frequency:g} Hz tone")
+                with trio.move_on_after(seconds):
+                    async with trio.open_nursery() as nursery:
+
+                        async def send_tone() -> None:
+                            index = 0
+                            while True:
+                                await source.capture_frame(tone(frequency, index))
+                                index += 1
+
+                        async def listen(who: str, remote: rtc.RemoteTrack) -> None:
+                            async with rtc.open_audio_stream(remote, sample_rate=RATE) as stream:
+                                second: list[npt.NDArray[np.int16]] = []
+                                async for frame in stream:
+                                    second.append(frame.data[:, 0].copy())
+                                    if len(second) == 100:
+                                        audio = np.concatenate(second)
+                                        second.clear()
+                                        print(f"  {who}: level {level_dbfs(audio):6.1f} dBFS, "
+                                              f"dominant {dominant_frequency(audio):7.1f} Hz")
+                            print(f"  {who}: stream ended")
+
+                        nursery.start_soon(send_tone)
+                        async for event in events:
+                            if isinstance(event, rtc.TrackSubscribed) and \
+                                    event.track.kind == rtc.TrackKind.AUDIO:
+                                print(f"subscribed to {event.participant.identity}'s "
+                                      f"{event.publication.source.name.lower()}")
+                                nursery.start_soon(listen, event.participant.identity, event.track)
+                            elif isinstance(event, (rtc.ParticipantConnected, rtc.ParticipantDisconnected)):
+                                verb = "joined" if isinstance(event, rtc.ParticipantConnected) else "left"
+                                print(f"{event.participant.identity} {verb}")
+                            elif isinstance(event, rtc.DataReceived):
+                                print(f"data from {event.sender_identity} on {event.topic!r}: "
+                                      f"{len(event.payload)} bytes")
+                            elif isinstance(event, rtc.Disconnected):
+                                print(f"disconnected: {event.reason.name}")
+                        nursery.cancel_scope.cancel()
+    print("left the room")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m rtc_trio", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="how much tone to send")
     parser.add_argument("--frequency", type=float, default=440.0, help="tone frequency in Hz")
     parser.add_argument("--wav", metavar="PATH", help="also write what was received to a WAV file")
+    parser.add_argument("--url", help="room mode: the LiveKit server (ws:// or wss://)")
+    parser.add_argument("--token", help="room mode: a join token for the room")
     args = parser.parse_args()
     if args.seconds <= 0 or not 20 <= args.frequency <= RATE / 2:
         parser.error("--seconds must be positive and --frequency between 20 and 24000 Hz")
-    trio.run(loopback, args.seconds, args.frequency, args.wav)
+    if (args.url is None) != (args.token is None):
+        parser.error("room mode needs both --url and --token")
+    if args.url is not None:
+        if args.wav:
+            parser.error("--wav is for the loopback mode")
+        trio.run(room_mode, args.url, args.token, args.seconds, args.frequency)
+    else:
+        trio.run(loopback, args.seconds, args.frequency, args.wav)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ import trio
 
 from rtc_trio import _handles, _native, _router
 from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels
+from rtc_trio._ffi import ffi, lib
 from rtc_trio._proto import audio_frame_pb2, ffi_pb2
 from rtc_trio._stream import FrameStream, check_capacity, create_stream
-from rtc_trio._track import Track, TrackKind
+from rtc_trio._participant import RemoteParticipant, check_stream_open, check_stream_source, stream_scope
+from rtc_trio._track import Track, TrackKind, TrackSource
 
 DEFAULT_AUDIO_CAPACITY = 100
 """Frames buffered per stream: 1 s of 10 ms frames (190 KB at 48 kHz stereo). Enough to ride
@@ -20,22 +22,76 @@ consumer that stalls for longer hears fresh audio, not a backlog, once it resume
 
 
 class AudioStream(FrameStream[AudioFrame]):
-    """Iterate it to receive :class:`AudioFrame` objects; see :func:`open_audio_stream`."""
+    """Iterate it to receive :class:`AudioFrame` objects; see :func:`open_audio_stream`.
+
+    Frames wait in a native ring of ``capacity`` frames, filled on the native threads without
+    the GIL; frames that arrived before the ring existed come first, from the router.
+    """
 
     def __init__(self, sub: _router.Subscription[audio_frame_pb2.OwnedAudioFrameBuffer],
                  handle: _handles.NativeHandle, sample_rate: int, num_channels: int) -> None:
         super().__init__(sub, handle)
         self.sample_rate = sample_rate
         self.num_channels = num_channels
+        self._slot = ffi.new("rtc_audio_frame *")
+        self._ring_dropped = 0
+        if not lib.rtc_ring_open(handle.id, sub.capacity):
+            raise MemoryError("no memory for the stream's frame ring")
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped because the consumer fell behind."""
+        if self._handle.released:
+            return self._sub.dropped + self._ring_dropped
+        return self._sub.dropped + int(lib.rtc_ring_dropped(self._handle.id))
 
     def _frame(self, item: audio_frame_pb2.OwnedAudioFrameBuffer) -> AudioFrame:
         return AudioFrame._view(item.info, item.handle.id)
 
+    def _pop(self) -> AudioFrame | None:
+        """The next frame if one is buffered; ``trio.EndOfChannel`` once all are read."""
+        try:
+            return self._frame(self._sub.receive_nowait())
+        except trio.WouldBlock:
+            ended = False
+        except trio.EndOfChannel:
+            ended = True
+        if lib.rtc_ring_pop(self._handle.id, self._slot):
+            return AudioFrame._view(self._slot, _handles.acquire(self._slot.handle))
+        if ended:
+            raise trio.EndOfChannel
+        return None
+
+    def _ring_ready(self) -> int:
+        return int(lib.rtc_ring_park(self._handle.id))
+
+    async def receive(self) -> AudioFrame:
+        """The next frame; ``trio.EndOfChannel`` once the stream ended."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        frame = self._pop()
+        if frame is not None:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return frame
+        while True:
+            await self._sub.wait_for_more(self._ring_ready)
+            frame = self._pop()
+            if frame is not None:
+                return frame
+
+    def _close(self) -> None:
+        if not self._handle.released:
+            self._ring_dropped = int(lib.rtc_ring_dropped(self._handle.id))
+        self._sub.close()
+        lib.rtc_ring_close(self._handle.id)
+        self._handle.release()
+
 
 @asynccontextmanager
 async def open_audio_stream(
-    track: Track,
+    track: Track | None = None,
     *,
+    participant: RemoteParticipant | None = None,
+    track_source: TrackSource | None = None,
     sample_rate: int = 48000,
     num_channels: int = 1,
     frame_size_ms: int | None = None,
@@ -43,14 +99,13 @@ async def open_audio_stream(
 ) -> AsyncIterator[AudioStream]:
     """Receive the audio of ``track``, resampled and remixed to ``sample_rate``/``num_channels``.
 
-    ``frame_size_ms`` sets the length of each frame (native 10 ms frames when None). Nothing
-    of the stream outlives the block: leaving it stops the native stream and releases every
-    frame still buffered.
+    Or, with ``participant=`` and ``track_source=`` instead of a track, the audio of that
+    remote participant's track of that source, followed across re-publishes; the stream ends
+    when the participant leaves. ``frame_size_ms`` sets the length of each frame (native
+    10 ms frames when None). Nothing of the stream outlives the block: leaving it stops the
+    native stream and releases every frame still buffered.
     """
-    if not isinstance(track, Track):
-        raise TypeError(f"open_audio_stream takes a track, not {type(track).__name__}")
-    if track.kind != TrackKind.AUDIO:
-        raise TypeError(f"{track!r} is not an audio track")
+    who = check_stream_source("open_audio_stream", track, participant, track_source, TrackKind.AUDIO)
     check_rate_and_channels(sample_rate, num_channels)
     if frame_size_ms is not None:
         if isinstance(frame_size_ms, bool) or not isinstance(frame_size_ms, int):
@@ -58,12 +113,18 @@ async def open_audio_stream(
         if not 1 <= frame_size_ms <= 10_000:
             raise ValueError(f"frame_size_ms must be between 1 and 10000, got {frame_size_ms}")
     capacity = check_capacity(capacity)
-    track._check_open()
+    check_stream_open(track, who)
     await trio.lowlevel.checkpoint()
-    track._check_open()
+    check_stream_open(track, who)
     req = ffi_pb2.FfiRequest()
-    new = req.new_audio_stream
-    new.track_handle = track._handle.id
+    new: audio_frame_pb2.NewAudioStreamRequest | audio_frame_pb2.AudioStreamFromParticipantRequest
+    if who is not None:
+        new = req.audio_stream_from_participant
+        new.participant_handle = who._handle.id
+        new.track_source = int(track_source)  # type: ignore[arg-type, assignment]
+    elif track is not None:
+        new = req.new_audio_stream
+        new.track_handle = track._handle.id
     new.type = audio_frame_pb2.AudioStreamType.AUDIO_STREAM_NATIVE
     new.sample_rate = sample_rate
     new.num_channels = num_channels
@@ -71,9 +132,15 @@ async def open_audio_stream(
     if frame_size_ms is not None:
         new.frame_size_ms = frame_size_ms
     sub, handle = create_stream(req, capacity)
-    stream = AudioStream(sub, handle, int(sample_rate), int(num_channels))
     try:
-        yield stream
+        stream = AudioStream(sub, handle, int(sample_rate), int(num_channels))
+    except BaseException:
+        sub.close()
+        handle.release()
+        raise
+    try:
+        with stream_scope(track, who, handle.id):
+            yield stream
     finally:
         stream._close()
 

@@ -180,6 +180,8 @@ _LOG_LEVELS = {
     ffi_pb2.LogLevel.LOG_INFO: logging.INFO,
     ffi_pb2.LogLevel.LOG_DEBUG: logging.DEBUG,
 }
+# Native error records whose failure the caller receives as an RtcError.
+_RAISED_TO_CALLER = ("failed to handle request", "error while connecting to a room")
 _NATIVE_DEBUG = os.environ.get("RTC_TRIO_DEBUG", "") in ("1", "true")
 
 
@@ -189,8 +191,8 @@ def _on_logs(batch: ffi_pb2.LogBatch) -> None:
         level = _LOG_LEVELS.get(record.level)
         if level is None or (level == logging.DEBUG and not _NATIVE_DEBUG):
             continue  # trace, and debug noise unless asked for
-        if record.message.startswith("failed to handle request"):
-            level = logging.DEBUG  # the caller got it as an RtcError already
+        if record.message.startswith(_RAISED_TO_CALLER):
+            level = logging.DEBUG  # the caller got it as an exception already
         logger.log(level, "%s: %s", record.target, record.message)
 
 

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import trio
 
-from rtc_trio import _native
+from rtc_trio import _native, _router
 from rtc_trio._audio_source import AudioSource
 from rtc_trio._handles import NativeHandle
 from rtc_trio._proto import ffi_pb2, track_pb2
@@ -121,3 +121,43 @@ class LocalVideoTrack(_LocalTrack):
         req.create_video_track.name = _check_name(name)
         req.create_video_track.source_handle = source._handle.id
         return cls(_native.request(req).create_video_track.track)
+
+
+class RemoteTrack(Track):
+    """A track another participant publishes, received through a room that owns it.
+
+    It is usable while subscribed: once unsubscribed (or its room closed) it is closed, its
+    streams end and new streams on it raise ``trio.ClosedResourceError``. The room releases
+    the native handle when it closes.
+    """
+
+    def __init__(self, owned: track_pb2.OwnedTrack) -> None:
+        super().__init__(owned)
+        self._ended = False
+        self._stream_keys: set[int] = set()
+
+    @property
+    def closed(self) -> bool:
+        return self._ended or self._handle.released
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise trio.ClosedResourceError(f"remote track {self.name!r} is no longer subscribed")
+
+    def close(self) -> None:
+        """Stop using the track here: its streams end. The room keeps the native handle."""
+        self._ended = True
+        for key in list(self._stream_keys):
+            _router.end(key)
+
+
+class RemoteAudioTrack(RemoteTrack):
+    """Audio another participant publishes; read it with :func:`open_audio_stream`."""
+
+    kind = TrackKind.AUDIO
+
+
+class RemoteVideoTrack(RemoteTrack):
+    """Video another participant publishes; read it with :func:`open_video_stream`."""
+
+    kind = TrackKind.VIDEO

@@ -10,7 +10,8 @@ import trio
 from rtc_trio import _handles, _native, _router
 from rtc_trio._proto import ffi_pb2, video_frame_pb2
 from rtc_trio._stream import FrameStream, check_capacity, create_stream
-from rtc_trio._track import Track, TrackKind
+from rtc_trio._participant import RemoteParticipant, check_stream_open, check_stream_source, stream_scope
+from rtc_trio._track import Track, TrackKind, TrackSource
 from rtc_trio._video_frame import VideoBufferType, VideoFrame, as_buffer_type
 
 DEFAULT_VIDEO_CAPACITY = 4
@@ -32,28 +33,35 @@ class VideoStream(FrameStream[VideoFrame]):
 
 @asynccontextmanager
 async def open_video_stream(
-    track: Track,
+    track: Track | None = None,
     *,
+    participant: RemoteParticipant | None = None,
+    track_source: TrackSource | None = None,
     format: VideoBufferType = VideoBufferType.RGBA,
     capacity: int = DEFAULT_VIDEO_CAPACITY,
 ) -> AsyncIterator[VideoStream]:
     """Receive the pictures of ``track``, converted natively to ``format``.
 
-    Nothing of the stream outlives the block: leaving it stops the native stream and
-    releases every frame still buffered.
+    Or, with ``participant=`` and ``track_source=`` instead of a track, the pictures of that
+    remote participant's track of that source, followed across re-publishes; the stream ends
+    when the participant leaves. Nothing of the stream outlives the block: leaving it stops
+    the native stream and releases every frame still buffered.
     """
-    if not isinstance(track, Track):
-        raise TypeError(f"open_video_stream takes a track, not {type(track).__name__}")
-    if track.kind != TrackKind.VIDEO:
-        raise TypeError(f"{track!r} is not a video track")
+    who = check_stream_source("open_video_stream", track, participant, track_source, TrackKind.VIDEO)
     kind = as_buffer_type(format)
     capacity = check_capacity(capacity)
-    track._check_open()
+    check_stream_open(track, who)
     await trio.lowlevel.checkpoint()
-    track._check_open()
+    check_stream_open(track, who)
     req = ffi_pb2.FfiRequest()
-    new = req.new_video_stream
-    new.track_handle = track._handle.id
+    new: video_frame_pb2.NewVideoStreamRequest | video_frame_pb2.VideoStreamFromParticipantRequest
+    if who is not None:
+        new = req.video_stream_from_participant
+        new.participant_handle = who._handle.id
+        new.track_source = int(track_source)  # type: ignore[arg-type, assignment]
+    elif track is not None:
+        new = req.new_video_stream
+        new.track_handle = track._handle.id
     new.type = video_frame_pb2.VideoStreamType.VIDEO_STREAM_NATIVE
     new.format = kind.value  # type: ignore[assignment]
     new.normalize_stride = True
@@ -61,7 +69,8 @@ async def open_video_stream(
     sub, handle = create_stream(req, capacity)
     stream = VideoStream(sub, handle, kind)
     try:
-        yield stream
+        with stream_scope(track, who, handle.id):
+            yield stream
     finally:
         stream._close()
 
