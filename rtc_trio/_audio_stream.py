@@ -11,7 +11,7 @@ from rtc_trio import _handles, _native, _router
 from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels
 from rtc_trio._ffi import ffi, lib
 from rtc_trio._proto import audio_frame_pb2, ffi_pb2
-from rtc_trio._stream import FrameStream, check_capacity, create_stream
+from rtc_trio._stream import FrameStream, check_capacity, create_stream, native_backlog
 from rtc_trio._participant import RemoteParticipant, check_stream_open, check_stream_source, stream_scope
 from rtc_trio._track import Track, TrackKind, TrackSource
 
@@ -19,6 +19,10 @@ DEFAULT_AUDIO_CAPACITY = 100
 """Frames buffered per stream: 1 s of 10 ms frames (190 KB at 48 kHz stereo). Enough to ride
 out a garbage-collection pause or a slow consumer step without loss; small enough that a
 consumer that stalls for longer hears fresh audio, not a backlog, once it resumes."""
+
+
+NATIVE_AUDIO_BACKLOG = 1000
+"""Floor of the native queue: 10 s of 10 ms frames (about 1 MB mono), so bursts never drop."""
 
 
 class AudioStream(FrameStream[AudioFrame]):
@@ -128,7 +132,7 @@ async def open_audio_stream(
     new.type = audio_frame_pb2.AudioStreamType.AUDIO_STREAM_NATIVE
     new.sample_rate = sample_rate
     new.num_channels = num_channels
-    new.queue_size_frames = 0  # unbounded natively: the bound users see is ours
+    new.queue_size_frames = native_backlog(capacity, NATIVE_AUDIO_BACKLOG)
     if frame_size_ms is not None:
         new.frame_size_ms = frame_size_ms
     sub, handle = create_stream(req, capacity)

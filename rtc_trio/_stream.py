@@ -22,6 +22,17 @@ def check_capacity(capacity: object) -> int:
     return capacity
 
 
+def native_backlog(capacity: int, floor: int) -> int:
+    """Frames the native stream may queue before conversion: as many as ours, at least ``floor``.
+
+    It bounds native memory when a producer outruns the native converter (unpaced video);
+    frames dropped there are the native library's and do not show in ``dropped`` (the
+    protocol does not report them). The floor absorbs capture bursts: a small native bound
+    drops frames of a burst even when the consumer keeps up.
+    """
+    return max(capacity, floor)
+
+
 class FrameStream(Generic[FrameT]):
     """Frames of one native stream, in order, from a buffer of ``capacity`` frames.
 

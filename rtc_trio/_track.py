@@ -31,6 +31,7 @@ class TrackKind(enum.IntEnum):
 
 
 TrackT = TypeVar("TrackT", bound="Track")
+LocalT = TypeVar("LocalT", bound="_LocalTrack")
 
 
 class Track:
@@ -89,6 +90,22 @@ def _check_name(name: object) -> str:
     return name
 
 
+def _create_local(
+    cls: type[LocalT], name: str, source: AudioSource | VideoSource,
+    source_type: type[AudioSource] | type[VideoSource], field: str,
+) -> LocalT:
+    """Create a local track of ``cls`` on ``source`` with the ``create_*_track`` request ``field``."""
+    if not isinstance(source, source_type):
+        raise TypeError(f"source must be a {source_type.__name__}, not {type(source).__name__}")
+    if source._handle.released:
+        raise trio.ClosedResourceError(f"the {source_type.__name__} is closed")
+    req = ffi_pb2.FfiRequest()
+    create = getattr(req, field)
+    create.name = _check_name(name)
+    create.source_handle = source._handle.id
+    return cls(getattr(_native.request(req), field).track)
+
+
 class LocalAudioTrack(_LocalTrack):
     """An audio track fed by an :class:`AudioSource`; use as ``with LocalAudioTrack.create(...)``."""
 
@@ -96,14 +113,7 @@ class LocalAudioTrack(_LocalTrack):
 
     @classmethod
     def create(cls, name: str, source: AudioSource) -> LocalAudioTrack:
-        if not isinstance(source, AudioSource):
-            raise TypeError(f"source must be an AudioSource, not {type(source).__name__}")
-        if source._handle.released:
-            raise trio.ClosedResourceError("the audio source is closed")
-        req = ffi_pb2.FfiRequest()
-        req.create_audio_track.name = _check_name(name)
-        req.create_audio_track.source_handle = source._handle.id
-        return cls(_native.request(req).create_audio_track.track)
+        return _create_local(cls, name, source, AudioSource, "create_audio_track")
 
 
 class LocalVideoTrack(_LocalTrack):
@@ -113,14 +123,7 @@ class LocalVideoTrack(_LocalTrack):
 
     @classmethod
     def create(cls, name: str, source: VideoSource) -> LocalVideoTrack:
-        if not isinstance(source, VideoSource):
-            raise TypeError(f"source must be a VideoSource, not {type(source).__name__}")
-        if source._handle.released:
-            raise trio.ClosedResourceError("the video source is closed")
-        req = ffi_pb2.FfiRequest()
-        req.create_video_track.name = _check_name(name)
-        req.create_video_track.source_handle = source._handle.id
-        return cls(_native.request(req).create_video_track.track)
+        return _create_local(cls, name, source, VideoSource, "create_video_track")
 
 
 class RemoteTrack(Track):

@@ -9,7 +9,7 @@ import trio
 
 from rtc_trio import _handles, _native, _router
 from rtc_trio._proto import ffi_pb2, video_frame_pb2
-from rtc_trio._stream import FrameStream, check_capacity, create_stream
+from rtc_trio._stream import FrameStream, check_capacity, create_stream, native_backlog
 from rtc_trio._participant import RemoteParticipant, check_stream_open, check_stream_source, stream_scope
 from rtc_trio._track import Track, TrackKind, TrackSource
 from rtc_trio._video_frame import VideoBufferType, VideoFrame, as_buffer_type
@@ -17,6 +17,10 @@ from rtc_trio._video_frame import VideoBufferType, VideoFrame, as_buffer_type
 DEFAULT_VIDEO_CAPACITY = 4
 """Frames buffered per stream: about 130 ms at 30 fps (15 MB at 1280x720 RGBA). Video is
 consumed live: a consumer that falls further behind gets the newest pictures, not old ones."""
+
+
+NATIVE_VIDEO_BACKLOG = 16
+"""Floor of the native queue, before conversion: 16 frames (22 MB of I420 at 1280x720)."""
 
 
 class VideoStream(FrameStream[VideoFrame]):
@@ -65,7 +69,7 @@ async def open_video_stream(
     new.type = video_frame_pb2.VideoStreamType.VIDEO_STREAM_NATIVE
     new.format = kind.value  # type: ignore[assignment]
     new.normalize_stride = True
-    new.queue_size_frames = 0  # unbounded natively: the bound users see is ours
+    new.queue_size_frames = native_backlog(capacity, NATIVE_VIDEO_BACKLOG)
     sub, handle = create_stream(req, capacity)
     stream = VideoStream(sub, handle, kind)
     try:
