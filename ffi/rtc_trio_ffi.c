@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 static void rtc_on_event(const uint8_t *data, size_t len);
-static void rtc_on_ring_ready(uint64_t stream);
 
 typedef struct {
     uint64_t handle;
@@ -120,12 +120,49 @@ static bool event_body(const uint8_t *data, size_t len, uint32_t *field, reader 
     return r.p == r.end;
 }
 
-static uint32_t capture_field, audio_event_field;
+static uint32_t capture_field, audio_event_field, capture_request_field;
 
-static void rtc_fast_fields(int capture_audio_frame, int audio_stream_event)
+static void rtc_fast_fields(int capture_event, int audio_stream_event, int capture_request)
 {
-    capture_field = (uint32_t)capture_audio_frame;
+    capture_field = (uint32_t)capture_event;
     audio_event_field = (uint32_t)audio_stream_event;
+    capture_request_field = (uint32_t)capture_request;
+}
+
+/* --- protobuf wire writing: one CaptureAudioFrameRequest ------------------------------- */
+
+static uint8_t *put_varint(uint8_t *p, uint64_t value)
+{
+    while (value >= 0x80) {
+        *p++ = (uint8_t)(value | 0x80);
+        value >>= 7;
+    }
+    *p++ = (uint8_t)value;
+    return p;
+}
+
+/* FfiRequest{capture_audio_frame{source_handle=1, buffer=2{data_ptr=1, num_channels=2,
+   sample_rate=3, samples_per_channel=4}, request_async_id=3}}; returns the length. */
+static size_t encode_capture(uint8_t *out, uint64_t source, uint64_t async_id, uint64_t data_ptr,
+                             uint32_t channels, uint32_t rate, uint32_t samples)
+{
+    uint8_t info[48], inner[96], *p = info;
+    p = put_varint(put_varint(p, 1 << 3), data_ptr);
+    p = put_varint(put_varint(p, 2 << 3), channels);
+    p = put_varint(put_varint(p, 3 << 3), rate);
+    p = put_varint(put_varint(p, 4 << 3), samples);
+    size_t info_len = (size_t)(p - info);
+    p = inner;
+    p = put_varint(put_varint(p, 1 << 3), source);
+    p = put_varint(put_varint(p, 2 << 3 | 2), info_len);
+    for (size_t i = 0; i < info_len; i++)
+        *p++ = info[i];
+    p = put_varint(put_varint(p, 3 << 3), async_id);
+    size_t inner_len = (size_t)(p - inner);
+    p = put_varint(put_varint(out, (uint64_t)capture_request_field << 3 | 2), inner_len);
+    for (size_t i = 0; i < inner_len; i++)
+        *p++ = inner[i];
+    return (size_t)(p - out);
 }
 
 /* CaptureAudioFrameCallback{async_id = 1, error = 2}: true when it carries no error. */
@@ -239,6 +276,19 @@ static int rtc_capture_wait(uint64_t async_id, int64_t timeout_us)
     return done;
 }
 
+static int rtc_capture_audio(uint64_t previous, int64_t timeout_us, uint64_t source,
+                             uint64_t async_id, const void *samples, uint32_t num_channels,
+                             uint32_t sample_rate, uint32_t samples_per_channel)
+{
+    if (previous && !rtc_capture_wait(previous, timeout_us))
+        return 0;
+    uint8_t request[160];
+    size_t len = encode_capture(request, source, async_id, (uint64_t)(uintptr_t)samples,
+                                num_channels, sample_rate,
+                                samples_per_channel);
+    return rtc_request_discard(request, len) ? 1 : -1;
+}
+
 /* From now on the completion of async_id goes to Python too; returns 1 if it came already. */
 static int rtc_capture_watch(uint64_t async_id)
 {
@@ -266,13 +316,16 @@ static bool settle_capture(uint64_t async_id)
 
 /* --- received audio frames -----------------------------------------------------------------
    Each open audio stream has a ring of its newest frames (drop-oldest when full, counted).
-   A frame for a stream with no ring goes to Python's router instead. */
+   A consumer that found its ring empty parks on the ring's eventfd, which the next frame
+   writes to, here on the native thread: no GIL, no Python. A frame for a stream with no
+   ring goes to Python's router instead. */
 
 typedef struct ring {
     struct ring *next; /* in its hash bucket */
     uint64_t stream;
     uint32_t capacity, head, count;
-    bool parked; /* the Python consumer waits: wake it on the next frame */
+    bool parked; /* the consumer waits on wake_fd: write to it on the next frame */
+    int wake_fd;
     uint64_t dropped;
     rtc_audio_frame frames[];
 } ring;
@@ -290,7 +343,7 @@ static ring **ring_slot(uint64_t stream)
     return slot;
 }
 
-static bool rtc_ring_open(uint64_t stream, uint32_t capacity)
+static bool rtc_ring_open(uint64_t stream, uint32_t capacity, int wake_fd)
 {
     ring *r = calloc(1, sizeof(ring) + (size_t)capacity * sizeof(rtc_audio_frame));
     if (r == NULL || capacity == 0) {
@@ -299,6 +352,7 @@ static bool rtc_ring_open(uint64_t stream, uint32_t capacity)
     }
     r->stream = stream;
     r->capacity = capacity;
+    r->wake_fd = wake_fd;
     pthread_mutex_lock(&ring_lock);
     ring **slot = ring_slot(stream);
     bool fresh = *slot == NULL;
@@ -344,7 +398,7 @@ static int rtc_ring_pop(uint64_t stream, rtc_audio_frame *out)
     return got;
 }
 
-/* 1: frames are waiting (do not park); 0: the next frame will call rtc_on_ring_ready. */
+/* 1: frames are waiting (do not park); 0: the next frame will write to the wake fd. */
 static int rtc_ring_park(uint64_t stream)
 {
     int ready = 1;
@@ -379,7 +433,6 @@ static uint64_t rtc_ring_held(void)
 static bool buffer_frame(uint64_t stream, const rtc_audio_frame *frame)
 {
     uint64_t evicted = 0;
-    bool wake = false;
     pthread_mutex_lock(&ring_lock);
     ring *r = *ring_slot(stream);
     if (r) {
@@ -393,14 +446,16 @@ static bool buffer_frame(uint64_t stream, const rtc_audio_frame *frame)
         r->frames[(r->head + r->count) % r->capacity] = *frame;
         r->count++;
         ring_held++;
-        wake = r->parked;
-        r->parked = false;
+        if (r->parked) { /* under the lock: the fd stays open until the ring is closed */
+            uint64_t one = 1;
+            r->parked = false;
+            ssize_t ignored = write(r->wake_fd, &one, sizeof one);
+            (void)ignored; /* EAGAIN: the counter is already non-zero, the consumer wakes */
+        }
     }
     pthread_mutex_unlock(&ring_lock);
     if (evicted)
         lk_drop_handle(evicted);
-    if (wake)
-        rtc_on_ring_ready(stream);
     return r != NULL;
 }
 

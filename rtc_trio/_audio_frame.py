@@ -8,7 +8,6 @@ import numpy as np
 import numpy.typing as npt
 
 from rtc_trio import _handles
-from rtc_trio._proto import audio_frame_pb2
 
 class _BufferInfo(Protocol):
     """A received buffer's description: the protobuf message or the C struct alike."""
@@ -89,13 +88,6 @@ class AudioFrame:
     def copy(self) -> AudioFrame:
         """A frame owning a copy of the samples (releases nothing native)."""
         return AudioFrame(self.data.copy(), self.sample_rate)
-
-    def _buffer_info(self, info: audio_frame_pb2.AudioFrameBufferInfo) -> None:
-        """Describe the samples to the native side by pointer (it copies them)."""
-        info.data_ptr = self.data.ctypes.data
-        info.num_channels = self.num_channels
-        info.sample_rate = self.sample_rate
-        info.samples_per_channel = self.data.shape[0]
 
     def __repr__(self) -> str:
         return (

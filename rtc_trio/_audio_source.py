@@ -11,7 +11,7 @@ import trio
 from rtc_trio import _native, _router
 from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels
 from rtc_trio._errors import RtcError
-from rtc_trio._ffi import lib
+from rtc_trio._ffi import ffi, lib
 from rtc_trio._handles import NativeHandle
 from rtc_trio._proto import audio_frame_pb2, ffi_pb2
 
@@ -54,8 +54,7 @@ class AudioSource:
             raise trio.BusyResourceError("another task is capturing into this source")
         self._busy = True
         try:
-            await self._wait_previous()
-            self._send(frame)
+            await self._send(frame)
         finally:
             self._busy = False
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -63,6 +62,7 @@ class AudioSource:
     def _check_frame(self, frame: AudioFrame) -> None:
         if self._handle.released:
             raise trio.ClosedResourceError("this audio source is closed")
+        _native.check_usable()
         if not isinstance(frame, AudioFrame):
             raise TypeError(f"capture_frame takes an AudioFrame, not {type(frame).__name__}")
         if frame.sample_rate != self.sample_rate or frame.num_channels != self.num_channels:
@@ -76,20 +76,39 @@ class AudioSource:
                 f"samples per channel), got {frame.samples_per_channel}"
             )
 
-    async def _wait_previous(self) -> None:
-        """Wait until the capture in flight completed; raise its error if it failed.
+    async def _send(self, frame: AudioFrame) -> None:
+        """Send ``frame`` once the capture before it completed, in one native call.
 
-        A successful completion is recorded natively, without Python: found at once, or
-        after a short wait with the GIL released (a direct source's captures complete within
-        a thread hop). Otherwise the reply is routed here and this task parks for it.
+        The request is encoded natively and the samples go down by pointer (the native side
+        copies them during the call). A successful completion is recorded natively, without
+        Python: usually the previous capture's has come by the next call, or comes within
+        ``_spin_us`` (a direct source's captures complete within a thread hop). Otherwise
+        this task parks for its reply, which also carries a failure.
         """
+        async_id = _native.next_async_id()
+        samples = ffi.from_buffer(frame.data)
+        while True:
+            sent = lib.rtc_capture_audio(
+                self._pending_id, self._spin_us, self._handle.id, async_id, samples,
+                self.num_channels, self.sample_rate, frame.data.shape[0],
+            )
+            if sent == 1:
+                break
+            if sent == -1:
+                self._pending_id = 0  # the previous capture completed: only this one failed
+                raise RtcError("livekit_ffi refused the capture_audio_frame request")
+            await self._settle_pending()
+        self._pending_id = async_id
+        if self.queue_size_ms:
+            self._queue_end = max(self._queue_end, time.monotonic()) + frame.duration
+
+    async def _settle_pending(self) -> None:
+        """Wait for the reply of the capture in flight; raise its error if it failed."""
         pending = self._pending_id
-        if not pending:
-            return
-        if lib.rtc_capture_wait(pending, self._spin_us) or lib.rtc_capture_watch(pending):
-            _router.unroute(pending)
+        if lib.rtc_capture_watch(pending):  # it completed meanwhile
             self._pending_id = 0
             return
+        _router.expect_once(pending, self._replies)
         while True:
             reply = await self._replies.receive()
             if reply.async_id == pending:
@@ -97,24 +116,6 @@ class AudioSource:
         self._pending_id = 0
         if reply.error:
             raise RtcError(f"capture_audio_frame failed (previous frame): {reply.error}")
-
-    def _send(self, frame: AudioFrame) -> None:
-        async_id = _native.next_async_id()
-        req = ffi_pb2.FfiRequest()
-        capture = req.capture_audio_frame
-        capture.source_handle = self._handle.id
-        capture.request_async_id = async_id
-        frame._buffer_info(capture.buffer)
-        _router.expect_once(async_id, self._replies)
-        try:
-            _native.request_discard(req)
-        except BaseException:
-            _router.forget(async_id)
-            raise
-        self._pending_id = async_id
-        if self.queue_size_ms:
-            now = time.monotonic()
-            self._queue_end = max(self._queue_end, now) + frame.duration
 
     def clear_queue(self) -> None:
         """Discard the audio queued natively but not yet played out."""
@@ -129,7 +130,9 @@ class AudioSource:
         """Return once every captured frame has been played out of the queue."""
         if self._handle.released:
             raise trio.ClosedResourceError("this audio source is closed")
-        await self._wait_previous()
+        if self._pending_id and not lib.rtc_capture_wait(self._pending_id, self._spin_us):
+            await self._settle_pending()
+        self._pending_id = 0
         await trio.sleep(self.queued_duration)
 
     def _close(self) -> None:

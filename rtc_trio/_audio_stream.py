@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -29,7 +30,9 @@ class AudioStream(FrameStream[AudioFrame]):
     """Iterate it to receive :class:`AudioFrame` objects; see :func:`open_audio_stream`.
 
     Frames wait in a native ring of ``capacity`` frames, filled on the native threads without
-    the GIL; frames that arrived before the ring existed come first, from the router.
+    the GIL; frames that arrived before the ring existed come first, from the router. A
+    consumer that finds the ring empty waits on the ring's eventfd, which the next frame (or
+    the end of the stream) makes readable.
     """
 
     def __init__(self, sub: _router.Subscription[audio_frame_pb2.OwnedAudioFrameBuffer],
@@ -39,8 +42,11 @@ class AudioStream(FrameStream[AudioFrame]):
         self.num_channels = num_channels
         self._slot = ffi.new("rtc_audio_frame *")
         self._ring_dropped = 0
-        if not lib.rtc_ring_open(handle.id, sub.capacity):
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        if not lib.rtc_ring_open(handle.id, sub.capacity, self._wake_fd):
+            os.close(self._wake_fd)
             raise MemoryError("no memory for the stream's frame ring")
+        sub.wake_fd = self._wake_fd
 
     @property
     def dropped(self) -> int:
@@ -66,9 +72,6 @@ class AudioStream(FrameStream[AudioFrame]):
             raise trio.EndOfChannel
         return None
 
-    def _ring_ready(self) -> int:
-        return int(lib.rtc_ring_park(self._handle.id))
-
     async def receive(self) -> AudioFrame:
         """The next frame; ``trio.EndOfChannel`` once the stream ended."""
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -77,7 +80,12 @@ class AudioStream(FrameStream[AudioFrame]):
             await trio.lowlevel.cancel_shielded_checkpoint()
             return frame
         while True:
-            await self._sub.wait_for_more(self._ring_ready)
+            if not lib.rtc_ring_park(self._handle.id):  # empty: the next frame wakes us
+                await trio.lowlevel.wait_readable(self._wake_fd)
+                try:
+                    os.eventfd_read(self._wake_fd)
+                except BlockingIOError:
+                    pass  # another wake-up read it first
             frame = self._pop()
             if frame is not None:
                 return frame
@@ -85,8 +93,12 @@ class AudioStream(FrameStream[AudioFrame]):
     def _close(self) -> None:
         if not self._handle.released:
             self._ring_dropped = int(lib.rtc_ring_dropped(self._handle.id))
+        lib.rtc_ring_close(self._handle.id)  # from here on nothing native writes to the fd
         self._sub.close()
-        lib.rtc_ring_close(self._handle.id)
+        if self._wake_fd >= 0:
+            trio.lowlevel.notify_closing(self._wake_fd)  # a blocked reader: ClosedResourceError
+            os.close(self._wake_fd)
+            self._wake_fd = -1
         self._handle.release()
 
 

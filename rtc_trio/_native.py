@@ -49,8 +49,11 @@ def _initialize() -> None:
         _ready = True
 
 
-# The wire layout the C fast paths read (ffi/rtc_trio_ffi.c): message, field, number.
+# The wire layout the C fast paths read and write (ffi/rtc_trio_ffi.c): message, field, number.
 _FAST_PATH_LAYOUT: list[tuple[Any, str, int]] = [
+    (audio_frame_pb2.CaptureAudioFrameRequest, "source_handle", 1),
+    (audio_frame_pb2.CaptureAudioFrameRequest, "buffer", 2),
+    (audio_frame_pb2.CaptureAudioFrameRequest, "request_async_id", 3),
     (audio_frame_pb2.CaptureAudioFrameCallback, "async_id", 1),
     (audio_frame_pb2.CaptureAudioFrameCallback, "error", 2),
     (audio_frame_pb2.AudioStreamEvent, "stream_handle", 1),
@@ -65,14 +68,18 @@ _FAST_PATH_LAYOUT: list[tuple[Any, str, int]] = [
 ]
 
 
-def _fast_path_fields() -> tuple[int, int]:
-    """FfiEvent field numbers for the C fast paths; (0, 0) if the protocol changed shape."""
+def _fast_path_fields() -> tuple[int, int, int]:
+    """Field numbers for the C fast paths, checked against the installed protocol."""
     for message, field, number in _FAST_PATH_LAYOUT:
         if message.DESCRIPTOR.fields_by_name[field].number != number:
-            logger.warning("unexpected protocol layout: native fast paths disabled")
-            return 0, 0
+            raise RtcError(
+                f"the installed livekit protocol changed ({message.DESCRIPTOR.name}.{field} is "
+                f"no longer field {number}): install the livekit version rtc_trio pins"
+            )
     events = ffi_pb2.FfiEvent.DESCRIPTOR.fields_by_name
-    return events["capture_audio_frame"].number, events["audio_stream_event"].number
+    requests = ffi_pb2.FfiRequest.DESCRIPTOR.fields_by_name
+    return (events["capture_audio_frame"].number, events["audio_stream_event"].number,
+            requests["capture_audio_frame"].number)
 
 
 def _check_usable() -> None:
@@ -99,6 +106,11 @@ def request(req: ffi_pb2.FfiRequest) -> ffi_pb2.FfiResponse:
         return ffi_pb2.FfiResponse.FromString(memoryview(ffi.buffer(res_ptr[0], res_len[0])))  # type: ignore[arg-type]
     finally:
         lib.rtc_drop_handle(handle)
+
+
+def check_usable() -> None:
+    """Raise if the native library cannot be used here; load it on first use."""
+    _check_usable()
 
 
 def request_discard(req: ffi_pb2.FfiRequest) -> None:
@@ -157,15 +169,6 @@ def rtc_on_event(data: Any, size: int) -> None:
             _router.deliver(reply.async_id, reply)
     except Exception:  # pragma: no cover - a bug here must not kill a native thread
         logger.exception("rtc_trio failed to handle a native event")
-
-
-@ffi.def_extern()  # type: ignore[untyped-decorator]
-def rtc_on_ring_ready(stream: int) -> None:
-    """Native threads: a parked consumer's native frame ring got a frame."""
-    try:
-        _router.wake(stream)
-    except Exception:  # pragma: no cover
-        logger.exception("rtc_trio failed to wake a stream consumer")
 
 
 _ASYNC_REPLIES = frozenset(

@@ -8,10 +8,11 @@ append to a subscriber's bounded buffer under one lock. A consumer parked in
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict, deque
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 
@@ -88,7 +89,7 @@ class Subscription(Generic[T]):
 
     __slots__ = (
         "key", "capacity", "dropped", "_items", "_ended", "_closed", "_waiter",
-        "_wake_queued", "_inbox",
+        "_wake_queued", "_inbox", "wake_fd",
     )
 
     def __init__(self, capacity: int) -> None:
@@ -101,6 +102,7 @@ class Subscription(Generic[T]):
         self._waiter: trio.lowlevel.Task | None = None
         self._wake_queued = False
         self._inbox = _current_inbox()
+        self.wake_fd = -1  # set when the consumer waits on an eventfd instead (see _wake)
 
     # -- called by the native side, with _lock held ------------------------------------
     def _push(self, item: T, handle: int) -> int:
@@ -118,6 +120,10 @@ class Subscription(Generic[T]):
         self._wake()
 
     def _wake(self) -> None:
+        if self.wake_fd >= 0:  # its consumer parks on a native ring's eventfd
+            if not self._closed:
+                os.eventfd_write(self.wake_fd, 1)
+            return
         if self._waiter is not None and not self._wake_queued:
             self._wake_queued = True
             self._inbox.queue(self)
@@ -155,25 +161,6 @@ class Subscription(Generic[T]):
                 return self.receive_nowait()
             except trio.WouldBlock:
                 continue
-
-    async def wait_for_more(self, ready_elsewhere: Callable[[], int]) -> None:
-        """Park until an item, the end, a close or a wake-up arrives.
-
-        ``ready_elsewhere`` checks a native buffer feeding this subscriber too, and arms its
-        wake-up (see :func:`wake`) when it is empty; if it has data, this returns at once.
-        """
-        with _lock:
-            if self._items or self._ended or self._closed or _failure is not None:
-                return
-            if self._waiter is not None:
-                raise trio.BusyResourceError("another task is already receiving")
-            task = self._waiter = trio.lowlevel.current_task()
-        if ready_elsewhere():
-            with _lock:
-                if self._waiter is task:
-                    self._waiter = None
-            return
-        await trio.lowlevel.wait_task_rescheduled(self._abort)
 
     def _abort(self, _: Any) -> trio.lowlevel.Abort:
         with _lock:
@@ -239,23 +226,38 @@ def subscribe(key: int, sub: Subscription[T]) -> Subscription[T]:
 
 
 def expect_once(key: int, sub: Subscription[Any]) -> None:
-    """Route the single reply carrying ``key`` (an async request id) to ``sub``."""
+    """Route the single reply carrying ``key`` (an async request id) to ``sub``.
+
+    A reply that came before (parked) is handed over at once.
+    """
+    global _parked_count
+    released = 0
     with _lock:
         sub.key = key
-        _once[key] = sub
-
-
-def unroute(key: int) -> None:
-    """The reply for ``key`` was settled elsewhere (natively): no route needed any more."""
-    with _lock:
-        _once.pop(key, None)
+        parked = _parked.pop(key, None)
+        if parked is None:
+            _once[key] = sub
+        else:
+            _parked_count -= len(parked[1])
+            item, handle, _ = parked[1][0]
+            released = sub._push(item, handle)
+    if released:
+        _handles.release(released)
 
 
 def forget(key: int) -> None:
     """A one-shot reply for ``key`` will not be awaited: drop it when it comes."""
+    global _parked_count
     with _lock:
-        if _once.pop(key, None) is not None:
+        _once.pop(key, None)
+        parked = _parked.pop(key, None)
+        if parked is None:
             _mark_closed(key)
+        else:
+            _parked_count -= len(parked[1])
+    for _, handle, _ in parked[1] if parked else ():
+        if handle:
+            _handles.release(handle)
 
 
 def deliver(key: int, item: Any, handle: int = 0) -> None:
@@ -273,14 +275,6 @@ def deliver(key: int, item: Any, handle: int = 0) -> None:
         _handles.release(handle)
     if _parked:
         sweep_parked()
-
-
-def wake(key: int) -> None:
-    """Native side: wake the consumer of ``key`` (its data sits in a native buffer)."""
-    with _lock:
-        sub = _routes.get(key)
-        if sub is not None:
-            sub._wake()
 
 
 def end(key: int) -> None:
