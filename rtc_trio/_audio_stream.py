@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -42,11 +41,9 @@ class AudioStream(FrameStream[AudioFrame]):
         self.num_channels = num_channels
         self._slot = ffi.new("rtc_audio_frame *")
         self._ring_dropped = 0
-        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         if not lib.rtc_ring_open(handle.id, sub.capacity, self._wake_fd):
-            os.close(self._wake_fd)
+            super()._close()
             raise MemoryError("no memory for the stream's frame ring")
-        sub.wake_fd = self._wake_fd
 
     @property
     def dropped(self) -> int:
@@ -59,7 +56,7 @@ class AudioStream(FrameStream[AudioFrame]):
         return AudioFrame._view(item.info, item.handle.id)
 
     def _pop(self) -> AudioFrame | None:
-        """The next frame if one is buffered; ``trio.EndOfChannel`` once all are read."""
+        """Frames parked before the ring existed, then the ring's; the end after both."""
         try:
             return self._frame(self._sub.receive_nowait())
         except trio.WouldBlock:
@@ -72,34 +69,15 @@ class AudioStream(FrameStream[AudioFrame]):
             raise trio.EndOfChannel
         return None
 
-    async def receive(self) -> AudioFrame:
-        """The next frame; ``trio.EndOfChannel`` once the stream ended."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        frame = self._pop()
-        if frame is not None:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return frame
-        while True:
-            if not lib.rtc_ring_park(self._handle.id):  # empty: the next frame wakes us
-                await trio.lowlevel.wait_readable(self._wake_fd)
-                try:
-                    os.eventfd_read(self._wake_fd)
-                except BlockingIOError:
-                    pass  # another wake-up read it first
-            frame = self._pop()
-            if frame is not None:
-                return frame
+    def _park(self) -> bool:
+        # the end of the stream arrives through the router, frames through the native ring
+        return self._sub.park_on_fd() and not lib.rtc_ring_park(self._handle.id)
 
     def _close(self) -> None:
         if not self._handle.released:
             self._ring_dropped = int(lib.rtc_ring_dropped(self._handle.id))
         lib.rtc_ring_close(self._handle.id)  # from here on nothing native writes to the fd
-        self._sub.close()
-        if self._wake_fd >= 0:
-            trio.lowlevel.notify_closing(self._wake_fd)  # a blocked reader: ClosedResourceError
-            os.close(self._wake_fd)
-            self._wake_fd = -1
-        self._handle.release()
+        super()._close()
 
 
 @asynccontextmanager

@@ -89,7 +89,7 @@ class Subscription(Generic[T]):
 
     __slots__ = (
         "key", "capacity", "dropped", "_items", "_ended", "_closed", "_waiter",
-        "_wake_queued", "_inbox", "wake_fd",
+        "_wake_queued", "_inbox", "wake_fd", "_fd_parked",
     )
 
     def __init__(self, capacity: int) -> None:
@@ -102,7 +102,8 @@ class Subscription(Generic[T]):
         self._waiter: trio.lowlevel.Task | None = None
         self._wake_queued = False
         self._inbox = _current_inbox()
-        self.wake_fd = -1  # set when the consumer waits on an eventfd instead (see _wake)
+        self.wake_fd = -1  # set when the consumer waits on an eventfd instead (see park_on_fd)
+        self._fd_parked = False
 
     # -- called by the native side, with _lock held ------------------------------------
     def _push(self, item: T, handle: int) -> int:
@@ -120,8 +121,9 @@ class Subscription(Generic[T]):
         self._wake()
 
     def _wake(self) -> None:
-        if self.wake_fd >= 0:  # its consumer parks on a native ring's eventfd
-            if not self._closed:
+        if self.wake_fd >= 0:  # its consumer waits on an eventfd: see park_on_fd
+            if self._fd_parked and not self._closed:
+                self._fd_parked = False
                 os.eventfd_write(self.wake_fd, 1)
             return
         if self._waiter is not None and not self._wake_queued:
@@ -161,6 +163,18 @@ class Subscription(Generic[T]):
                 return self.receive_nowait()
             except trio.WouldBlock:
                 continue
+
+    def park_on_fd(self) -> bool:
+        """Arm ``wake_fd`` for the next item, end or failure; False if one is here already.
+
+        A consumer that waits on an eventfd (``trio.lowlevel.wait_readable``) is woken by
+        the trio run's own I/O poll: no ``run_sync_soon``, nothing for the run to drain.
+        """
+        with _lock:
+            if self._items or self._ended or self._closed or _failure is not None:
+                return False
+            self._fd_parked = True
+            return True
 
     def _abort(self, _: Any) -> trio.lowlevel.Abort:
         with _lock:

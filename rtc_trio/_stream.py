@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Generic, TypeVar
 
 import trio
@@ -37,12 +38,15 @@ class FrameStream(Generic[FrameT]):
     """Frames of one native stream, in order, from a buffer of ``capacity`` frames.
 
     When the consumer falls behind, the oldest buffered frame is dropped (its native memory
-    released) and counted in :attr:`dropped`. Iteration ends when the track ends.
+    released) and counted in :attr:`dropped`. Iteration ends when the track ends. A consumer
+    that finds no frame waits on the stream's own eventfd, made readable by the next frame.
     """
 
     def __init__(self, sub: _router.Subscription[Any], handle: NativeHandle) -> None:
         self._sub = sub
         self._handle = handle
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        sub.wake_fd = self._wake_fd
 
     @property
     def dropped(self) -> int:
@@ -56,9 +60,34 @@ class FrameStream(Generic[FrameT]):
     def _frame(self, item: Any) -> FrameT:
         raise NotImplementedError
 
+    def _pop(self) -> FrameT | None:
+        """The next frame if one is buffered; ``trio.EndOfChannel`` once all are read."""
+        try:
+            return self._frame(self._sub.receive_nowait())
+        except trio.WouldBlock:
+            return None
+
+    def _park(self) -> bool:
+        """Arm the wake-up for the next frame; False if there is something to read."""
+        return self._sub.park_on_fd()
+
     async def receive(self) -> FrameT:
         """The next frame; ``trio.EndOfChannel`` once the stream ended."""
-        return self._frame(await self._sub.receive())
+        await trio.lowlevel.checkpoint_if_cancelled()
+        frame = self._pop()
+        if frame is not None:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return frame
+        while True:
+            if self._park():
+                await trio.lowlevel.wait_readable(self._wake_fd)
+                try:
+                    os.eventfd_read(self._wake_fd)
+                except BlockingIOError:
+                    pass  # a spurious wake-up: nothing was written
+            frame = self._pop()
+            if frame is not None:
+                return frame
 
     def __aiter__(self: StreamT) -> StreamT:
         return self
@@ -70,7 +99,11 @@ class FrameStream(Generic[FrameT]):
             raise StopAsyncIteration from None
 
     def _close(self) -> None:
-        self._sub.close()
+        self._sub.close()  # from here on nothing writes to the eventfd
+        if self._wake_fd >= 0:
+            trio.lowlevel.notify_closing(self._wake_fd)  # a blocked reader: ClosedResourceError
+            os.close(self._wake_fd)
+            self._wake_fd = -1
         self._handle.release()
 
 
