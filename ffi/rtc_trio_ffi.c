@@ -43,7 +43,6 @@ static const char *rtc_load(const char *path)
     return NULL;
 }
 
-static void rtc_dispose(void) { lk_dispose(); }
 
 static uint64_t rtc_request(const uint8_t *data, size_t len,
                             const uint8_t **res_ptr, size_t *res_len)
@@ -459,7 +458,43 @@ static bool buffer_frame(uint64_t stream, const rtc_audio_frame *frame)
     return r != NULL;
 }
 
-/* --- the event callback ------------------------------------------------------------------ */
+/* --- the event callback ------------------------------------------------------------------
+   Python is entered only through call_python. rtc_dispose (at interpreter exit) closes that
+   door and waits for the threads already inside: a native thread that took the GIL during
+   interpreter finalization would be ended by CPython mid-callback, and a forced unwind
+   through the Rust frames beneath it aborts the process. */
+
+static pthread_mutex_t python_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t python_left = PTHREAD_COND_INITIALIZER;
+static int python_callers;
+static bool python_closed;
+
+static void call_python(const uint8_t *data, size_t len)
+{
+    pthread_mutex_lock(&python_lock);
+    bool closed = python_closed;
+    if (!closed)
+        python_callers++;
+    pthread_mutex_unlock(&python_lock);
+    if (closed)
+        return;
+    rtc_on_event(data, len);
+    pthread_mutex_lock(&python_lock);
+    if (--python_callers == 0)
+        pthread_cond_broadcast(&python_left);
+    pthread_mutex_unlock(&python_lock);
+}
+
+/* Called with the GIL released (cffi): the threads inside Python can finish. */
+static void rtc_dispose(void)
+{
+    pthread_mutex_lock(&python_lock);
+    python_closed = true;
+    while (python_callers)
+        pthread_cond_wait(&python_left, &python_lock);
+    pthread_mutex_unlock(&python_lock);
+    lk_dispose();
+}
 
 static void on_native_event(const uint8_t *data, size_t len)
 {
@@ -477,7 +512,7 @@ static void on_native_event(const uint8_t *data, size_t len)
                 return;
         }
     }
-    rtc_on_event(data, len);
+    call_python(data, len);
 }
 
 static void rtc_initialize(bool capture_logs, const char *sdk, const char *sdk_version)
