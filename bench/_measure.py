@@ -150,6 +150,7 @@ class Counter:
     received: int = 0
     latencies_s: list[float] = field(default_factory=list)
     last_arrival: float = 0.0
+    counting: bool = False  # set when measurement starts: earlier arrivals are warm-up
 
     @property
     def expected(self) -> int:
@@ -162,6 +163,8 @@ class Counter:
         The native video source stamps each frame with CLOCK_MONOTONIC microseconds
         (the clock time.monotonic reads); values outside 0..10 s are ignored.
         """
+        if not self.counting:
+            return
         self.received += 1
         self.last_arrival = now
         if capture_ts_us:

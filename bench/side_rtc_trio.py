@@ -142,11 +142,14 @@ async def video(a: argparse.Namespace) -> dict[str, Any]:
                 await trio.sleep(0)  # let the consumer run
 
     async with rtc.open_video_source(w, h) as src:
+        # a new source sends black keepalive frames until its first capture: end that first
+        src.capture_frame(rtc.VideoFrame(w, h, RGBA, np.zeros(w * h * 4, np.uint8)))
         with rtc.LocalVideoTrack.create("v", src) as track:
             async with rtc.open_video_stream(track, format=RGBA, capacity=a.capacity) as stream:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(consume, stream)
                     await trio.sleep(0.05)
+                    c.counting = True
                     start = cpu_sample()
                     t0 = time.perf_counter()
                     t_end = t0 + a.duration
@@ -181,12 +184,15 @@ async def zero_copy(a: argparse.Namespace) -> dict[str, Any]:
 
     data = np.zeros(w * h * 4, np.uint8)
     async with rtc.open_video_source(w, h) as src:
+        # a new source sends black keepalive frames until its first capture: end that first
+        src.capture_frame(rtc.VideoFrame(w, h, RGBA, np.zeros(w * h * 4, np.uint8)))
         with rtc.LocalVideoTrack.create("v", src) as track:
             async with rtc.open_video_stream(track, format=RGBA, capacity=a.capacity) as stream:
                 tracemalloc.start()
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(consume, stream)
                     await trio.sleep(0.05)
+                    c.counting = True
                     start = cpu_sample()
                     t0 = time.perf_counter()
                     for _ in range(a.frames):
