@@ -3,7 +3,10 @@
 The native callback runs on foreign threads; it only calls :func:`deliver`/:func:`end`, which
 append to a subscriber's bounded buffer under one lock. A consumer parked in
 :meth:`Subscription.receive` is woken through its run's :class:`_Inbox`: one
-``TrioToken.run_sync_soon`` per batch of wake-ups, none while the consumer is busy.
+``TrioToken.run_sync_soon`` per batch of wake-ups, none while the consumer is busy. Frame
+streams instead park on an eventfd of their own (:meth:`Subscription.park_on_fd`), which
+trio's I/O poll watches: the hot path then needs no ``run_sync_soon`` and, for audio, no
+Python on the native side at all.
 """
 
 from __future__ import annotations
