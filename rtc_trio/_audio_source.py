@@ -62,7 +62,6 @@ class AudioSource:
     def _check_frame(self, frame: AudioFrame) -> None:
         if self._handle.released:
             raise trio.ClosedResourceError("this audio source is closed")
-        _native.check_usable()
         if not isinstance(frame, AudioFrame):
             raise TypeError(f"capture_frame takes an AudioFrame, not {type(frame).__name__}")
         if frame.sample_rate != self.sample_rate or frame.num_channels != self.num_channels:
@@ -75,6 +74,7 @@ class AudioSource:
                 f"a source with queue_size_ms=0 takes 10 ms frames ({self.sample_rate // 100} "
                 f"samples per channel), got {frame.samples_per_channel}"
             )
+        _native.check_usable()  # after a native panic, or in a forked child
 
     async def _send(self, frame: AudioFrame) -> None:
         """Send ``frame`` once the capture before it completed, in one native call.

@@ -82,7 +82,8 @@ def _fast_path_fields() -> tuple[int, int, int]:
             requests["capture_audio_frame"].number)
 
 
-def _check_usable() -> None:
+def check_usable() -> None:
+    """Raise if the native library cannot be used here; load it on first use."""
     if _unusable is not None:
         raise _unusable
     if not _ready:
@@ -95,7 +96,7 @@ def next_async_id() -> int:
 
 def request(req: ffi_pb2.FfiRequest) -> ffi_pb2.FfiResponse:
     """Send a synchronous request; a refusal raises :class:`RtcError` naming it."""
-    _check_usable()
+    check_usable()
     data = req.SerializeToString()
     res_ptr = ffi.new("const uint8_t **")
     res_len = ffi.new("size_t *")
@@ -108,14 +109,9 @@ def request(req: ffi_pb2.FfiRequest) -> ffi_pb2.FfiResponse:
         lib.rtc_drop_handle(handle)
 
 
-def check_usable() -> None:
-    """Raise if the native library cannot be used here; load it on first use."""
-    _check_usable()
-
-
 def request_discard(req: ffi_pb2.FfiRequest) -> None:
     """Send a request whose response is not needed (the hot path of captures)."""
-    _check_usable()
+    check_usable()
     data = req.SerializeToString()
     if not lib.rtc_request_discard(data, len(data)):
         raise RtcError(_refused(req))
