@@ -125,15 +125,11 @@ async def open_audio_stream(
     new.queue_size_frames = native_backlog(capacity, NATIVE_AUDIO_BACKLOG)
     if frame_size_ms is not None:
         new.frame_size_ms = frame_size_ms
-    sub, handle = create_stream(req, capacity)
+    stream = create_stream(
+        req, capacity, lambda sub, handle: AudioStream(sub, handle, int(sample_rate), int(num_channels))
+    )
     try:
-        stream = AudioStream(sub, handle, int(sample_rate), int(num_channels))
-    except BaseException:
-        sub.close()
-        handle.release()
-        raise
-    try:
-        with stream_scope(track, who, handle.id):
+        with stream_scope(track, who, stream._handle.id):
             yield stream
     finally:
         stream._close()

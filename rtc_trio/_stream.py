@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 import trio
 
@@ -107,11 +107,14 @@ class FrameStream(Generic[FrameT]):
         self._handle.release()
 
 
-def create_stream(req: ffi_pb2.FfiRequest, capacity: int) -> tuple[_router.Subscription[Any], NativeHandle]:
-    """Send a stream-creating request; route its events before anything can be missed.
+def create_stream(
+    req: ffi_pb2.FfiRequest, capacity: int,
+    make: Callable[[_router.Subscription[Any], NativeHandle], StreamT],
+) -> StreamT:
+    """Send a stream-creating request, route its events, and wrap them with ``make``.
 
     Events that arrive before the response names the stream's handle are parked by the
-    router and claimed here. On failure nothing is left behind.
+    router and claimed here. On any failure nothing is left behind.
     """
     sub: _router.Subscription[Any] = _router.Subscription(capacity)
     try:
@@ -119,8 +122,12 @@ def create_stream(req: ffi_pb2.FfiRequest, capacity: int) -> tuple[_router.Subsc
     except BaseException:
         sub.close()
         raise
-    name = req.WhichOneof("message") or ""
-    owned = getattr(response, name).stream
+    owned = getattr(response, req.WhichOneof("message") or "").stream
     handle = NativeHandle(owned.handle.id)
     _router.subscribe(handle.id, sub)
-    return sub, handle
+    try:
+        return make(sub, handle)
+    except BaseException:
+        sub.close()
+        handle.release()
+        raise

@@ -70,10 +70,9 @@ async def open_video_stream(
     new.format = kind.value  # type: ignore[assignment]
     new.normalize_stride = True
     new.queue_size_frames = native_backlog(capacity, NATIVE_VIDEO_BACKLOG)
-    sub, handle = create_stream(req, capacity)
-    stream = VideoStream(sub, handle, kind)
+    stream = create_stream(req, capacity, lambda sub, handle: VideoStream(sub, handle, kind))
     try:
-        with stream_scope(track, who, handle.id):
+        with stream_scope(track, who, stream._handle.id):
             yield stream
     finally:
         stream._close()
