@@ -136,6 +136,10 @@ class Subscription(Generic[T]):
     # -- trio side ----------------------------------------------------------------------
     def receive_nowait(self) -> T:
         """The oldest buffered item; ``trio.WouldBlock`` if none yet."""
+        if not (self._items or self._ended or self._closed or _failure is not None):
+            # the common case on the frame path, without the lock: a racing push is seen
+            # by the caller's next check, since parking re-checks under the lock
+            raise trio.WouldBlock
         with _lock:
             if self._items:
                 return self._items.popleft()[0]
