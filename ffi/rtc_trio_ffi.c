@@ -486,13 +486,18 @@ static void call_python(const uint8_t *data, size_t len)
 }
 
 /* Called with the GIL released (cffi): the threads inside Python can finish. */
-static void rtc_dispose(void)
+static void rtc_close_callbacks(void)
 {
     pthread_mutex_lock(&python_lock);
     python_closed = true;
     while (python_callers)
         pthread_cond_wait(&python_left, &python_lock);
     pthread_mutex_unlock(&python_lock);
+}
+
+static void rtc_dispose(void)
+{
+    rtc_close_callbacks();
     lk_dispose();
 }
 

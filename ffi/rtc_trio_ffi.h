@@ -7,6 +7,8 @@ const char *rtc_load(const char *path);
 /* livekit_ffi_initialize with rtc_trio's event callback. */
 void rtc_initialize(bool capture_logs, const char *sdk, const char *sdk_version);
 void rtc_dispose(void);
+/* Lets no native thread into Python any more; waits for those inside (GIL released). */
+void rtc_close_callbacks(void);
 
 uint64_t rtc_request(const uint8_t *data, size_t len,
                      const uint8_t **res_ptr, size_t *res_len);

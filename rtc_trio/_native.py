@@ -24,6 +24,7 @@ _init_lock = threading.Lock()
 _ready = False
 _unusable: RtcError | None = None  # set on a native panic, after dispose, in a forked child
 _event_handlers: dict[str, Callable[[Any], None]] = {}
+_forked = False
 
 
 def library_path() -> str:
@@ -205,15 +206,20 @@ def _on_panic(panic: ffi_pb2.Panic) -> None:
 
 
 def _dispose() -> None:
+    """At exit: dispose the library, or after a panic at least keep native threads out of
+    a finalizing interpreter (one ended mid-callback aborts the process)."""
     global _unusable
     if _unusable is None:
         _unusable = RtcError("the native LiveKit library was disposed (interpreter exit)")
         lib.rtc_dispose()
+    elif not _forked:
+        lib.rtc_close_callbacks()
     _handles.forget_all()
 
 
 def _after_fork_in_child() -> None:
-    global _unusable
+    global _unusable, _forked
+    _forked = True  # no native threads here: nothing to close at exit
     if _ready:
         _unusable = RtcError(
             "rtc_trio cannot be used in a child forked after the native LiveKit library was "
