@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,26 @@ typedef struct {
     uint32_t num_channels;
     uint32_t sample_rate;
 } rtc_audio_frame;
+
+/* The received frames the fast path accepts; the same bounds as rtc_trio/_audio_frame.py. */
+#define MAX_CHANNELS 32
+#define MAX_SAMPLE_RATE 384000
+#define MAX_FRAME_SECONDS 10
+
+/* Results of rtc_ring_open and rtc_capture_open. */
+#define RTC_OPENED 0
+#define RTC_EXISTS 1    /* the stream or source has one already */
+#define RTC_NO_MEMORY 2
+#define RTC_BAD_CAPACITY 3
+
+/* The state of a source's capture (rtc_capture_*), and what rtc_capture_audio did. */
+#define RTC_CAPTURE_IDLE 0      /* nothing in flight: the last capture completed */
+#define RTC_CAPTURE_IN_FLIGHT 1
+#define RTC_CAPTURE_FAILED 2    /* the last capture failed: rtc_capture_settle reports it */
+#define RTC_CAPTURE_CLOSED 3    /* no capture record for this source (closed, or never opened) */
+#define RTC_CAPTURE_SENT 4
+#define RTC_CAPTURE_REFUSED 5   /* the native side refused the request */
+#define CAPTURE_ERROR_MAX 256
 
 /* --- the library ---------------------------------------------------------------------- */
 
@@ -164,22 +185,41 @@ static size_t encode_capture(uint8_t *out, uint64_t source, uint64_t async_id, u
     return (size_t)(p - out);
 }
 
-/* CaptureAudioFrameCallback{async_id = 1, error = 2}: true when it carries no error. */
-static bool successful_capture(reader r, uint64_t *async_id)
+/* CaptureAudioFrameCallback{async_id = 1, error = 2}; other fields are skipped. */
+typedef struct {
+    uint64_t async_id;
+    const uint8_t *error; /* not NUL-terminated; NULL or empty: the capture succeeded */
+    size_t error_len;
+} capture_result;
+
+static bool read_capture_callback(reader r, capture_result *out)
 {
     bool found = false;
     uint64_t key;
+    reader text;
+    out->error = NULL;
+    out->error_len = 0;
     while (r.p < r.end) {
         if (!read_varint(&r, &key))
             return false;
-        if (key != (1 << 3 | 0) || !read_varint(&r, async_id))
-            return false; /* an error string, or a field this reader does not know */
-        found = true;
+        if (key == (1 << 3 | 0)) {
+            if (!read_varint(&r, &out->async_id))
+                return false;
+            found = true;
+        } else if (key == (2 << 3 | 2)) {
+            if (!read_message(&r, &text))
+                return false;
+            out->error = text.p;
+            out->error_len = (size_t)(text.end - text.p);
+        } else if (!skip_field(&r, key)) {
+            return false;
+        }
     }
     return found;
 }
 
-/* AudioFrameBufferInfo{data_ptr=1, num_channels=2, sample_rate=3, samples_per_channel=4} */
+/* AudioFrameBufferInfo{data_ptr=1, num_channels=2, sample_rate=3, samples_per_channel=4}.
+   Values are truncated to the field's width, as protobuf decoders do. */
 static bool read_buffer_info(reader r, rtc_audio_frame *frame)
 {
     uint64_t key, value;
@@ -200,14 +240,27 @@ static bool read_buffer_info(reader r, rtc_audio_frame *frame)
         case 4: frame->samples_per_channel = (uint32_t)value; break;
         }
     }
-    return frame->data_ptr && frame->num_channels && frame->samples_per_channel;
+    return true;
 }
 
-/* AudioStreamEvent{stream_handle=1, frame_received=2{frame=1{handle=1{id=1}, info=2}}} */
+/* A frame Python can view: every field set, within bounds, its size consistent with its
+   rate (at most MAX_FRAME_SECONDS long), so at most 245,760,000 bytes. */
+static bool valid_frame(const rtc_audio_frame *frame)
+{
+    return frame->handle != 0 && frame->data_ptr != 0 &&
+           frame->num_channels >= 1 && frame->num_channels <= MAX_CHANNELS &&
+           frame->sample_rate >= 1 && frame->sample_rate <= MAX_SAMPLE_RATE &&
+           frame->samples_per_channel >= 1 &&
+           (uint64_t)frame->samples_per_channel <= (uint64_t)frame->sample_rate * MAX_FRAME_SECONDS;
+}
+
+/* AudioStreamEvent{stream_handle=1, frame_received=2{frame=1{handle=1{id=1}, info=2}}}:
+   true for a frame that valid_frame accepts; anything else is Python's to handle. */
 static bool received_audio_frame(reader r, uint64_t *stream, rtc_audio_frame *frame)
 {
     uint64_t key;
     reader received = {0}, owned = {0}, part;
+    memset(frame, 0, sizeof *frame);
     *stream = 0;
     while (r.p < r.end) {
         if (!read_varint(&r, &key))
@@ -225,8 +278,6 @@ static bool received_audio_frame(reader r, uint64_t *stream, rtc_audio_frame *fr
     if (!*stream || !received.p || !read_varint(&received, &key) || key != (1 << 3 | 2) ||
         !read_message(&received, &owned))
         return false;
-    frame->handle = 0;
-    frame->data_ptr = 0;
     while (owned.p < owned.end) {
         if (!read_varint(&owned, &key) || (key & 7) != 2 || !read_message(&owned, &part))
             return false;
@@ -238,79 +289,219 @@ static bool received_audio_frame(reader r, uint64_t *stream, rtc_audio_frame *fr
                 return false;
         }
     }
-    return frame->handle != 0 && frame->data_ptr != 0;
+    return valid_frame(frame);
 }
 
 /* --- audio capture completions -----------------------------------------------------------
-   A successful completion is recorded on the native thread: the producer's next capture
-   finds it with one call. Only one Python waits for (rtc_capture_watch) or one carrying an
-   error goes on to Python. Ids are unique and one capture per source is in flight. */
+   Each open source has a capture record (rtc_capture_open .. rtc_capture_close) holding its
+   one capture in flight, found by source handle. A completion event carries only the async
+   id, so a record with a capture in flight is also found by that id. Both indexes are
+   chained hash tables: they grow with the number of sources and nothing one source does can
+   displace another's record. A completion is recorded here on the native thread without
+   the GIL (a failure with its message), and the producer's next capture finds it with one
+   call; only a completion Python waits for (rtc_capture_settle) goes on to Python. A
+   completion for no record in flight (its source closed) is dropped here. */
 
-#define CAPTURE_SLOTS 4096
+typedef struct capture {
+    struct capture *next_source, *next_flight; /* in the buckets of the two indexes */
+    uint64_t source, async_id;
+    int state;    /* RTC_CAPTURE_IDLE, _IN_FLIGHT or _FAILED */
+    bool watched; /* Python waits for this completion: it goes on to Python */
+    char error[CAPTURE_ERROR_MAX];
+} capture;
+
+#define CAPTURE_BUCKETS 256
 static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t capture_cond = PTHREAD_COND_INITIALIZER;
-static uint64_t capture_done[CAPTURE_SLOTS];
-static uint64_t capture_watched[CAPTURE_SLOTS];
+static pthread_cond_t capture_cond; /* on the monotonic clock: see capture_init */
+static pthread_once_t capture_once = PTHREAD_ONCE_INIT;
+static capture *by_source[CAPTURE_BUCKETS], *by_flight[CAPTURE_BUCKETS];
 static int capture_sleepers;
 
-static int rtc_capture_wait(uint64_t async_id, int64_t timeout_us)
+static void capture_init(void)
 {
-    size_t slot = async_id % CAPTURE_SLOTS;
-    pthread_mutex_lock(&capture_lock);
-    if (capture_done[slot] != async_id && timeout_us > 0) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += (long)(timeout_us % 1000000) * 1000;
-        deadline.tv_sec += timeout_us / 1000000 + deadline.tv_nsec / 1000000000;
-        deadline.tv_nsec %= 1000000000;
-        capture_sleepers++;
-        while (capture_done[slot] != async_id) {
-            if (pthread_cond_timedwait(&capture_cond, &capture_lock, &deadline) == ETIMEDOUT)
-                break;
-        }
-        capture_sleepers--;
-    }
-    int done = capture_done[slot] == async_id;
-    pthread_mutex_unlock(&capture_lock);
-    return done;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&capture_cond, &attr);
+    pthread_condattr_destroy(&attr);
 }
 
-static int rtc_capture_audio(uint64_t previous, int64_t timeout_us, uint64_t source,
-                             uint64_t async_id, const void *samples, uint32_t num_channels,
-                             uint32_t sample_rate, uint32_t samples_per_channel)
+static capture **source_slot(uint64_t source)
 {
-    if (previous && !rtc_capture_wait(previous, timeout_us))
-        return 0;
+    capture **slot = &by_source[source % CAPTURE_BUCKETS];
+    while (*slot && (*slot)->source != source)
+        slot = &(*slot)->next_source;
+    return slot;
+}
+
+static capture **flight_slot(uint64_t async_id)
+{
+    capture **slot = &by_flight[async_id % CAPTURE_BUCKETS];
+    while (*slot && (*slot)->async_id != async_id)
+        slot = &(*slot)->next_flight;
+    return slot;
+}
+
+/* With capture_lock held: c's capture went out; its completion is expected. */
+static void start_flight(capture *c, uint64_t async_id)
+{
+    c->state = RTC_CAPTURE_IN_FLIGHT;
+    c->async_id = async_id;
+    c->watched = false;
+    capture **slot = flight_slot(async_id);
+    c->next_flight = *slot;
+    *slot = c;
+}
+
+/* With capture_lock held: c's capture is no longer in flight. */
+static void end_flight(capture *c, int state)
+{
+    capture **slot = &by_flight[c->async_id % CAPTURE_BUCKETS];
+    while (*slot != c)
+        slot = &(*slot)->next_flight;
+    *slot = c->next_flight;
+    c->next_flight = NULL;
+    c->state = state;
+    c->watched = false;
+}
+
+/* RTC_OPENED, RTC_EXISTS or RTC_NO_MEMORY. */
+static int rtc_capture_open(uint64_t source)
+{
+    pthread_once(&capture_once, capture_init);
+    capture *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return RTC_NO_MEMORY;
+    c->source = source;
+    pthread_mutex_lock(&capture_lock);
+    capture **slot = source_slot(source);
+    bool fresh = *slot == NULL;
+    if (fresh)
+        *slot = c;
+    pthread_mutex_unlock(&capture_lock);
+    if (!fresh)
+        free(c);
+    return fresh ? RTC_OPENED : RTC_EXISTS;
+}
+
+/* Removes the source's record; its completion, if one is still to come, will be dropped. */
+static void rtc_capture_close(uint64_t source)
+{
+    pthread_mutex_lock(&capture_lock);
+    capture **slot = source_slot(source);
+    capture *c = *slot;
+    if (c) {
+        *slot = c->next_source;
+        if (c->state == RTC_CAPTURE_IN_FLIGHT)
+            end_flight(c, RTC_CAPTURE_IDLE);
+        if (capture_sleepers)
+            pthread_cond_broadcast(&capture_cond);
+    }
+    pthread_mutex_unlock(&capture_lock);
+    free(c); /* out of both indexes: no other thread can reach it */
+}
+
+/* With capture_lock held: waits up to timeout_us while the source has a capture in
+   flight; returns its record (NULL once closed). */
+static capture *wait_settled(uint64_t source, int64_t timeout_us)
+{
+    capture *c = *source_slot(source);
+    if (c == NULL || c->state != RTC_CAPTURE_IN_FLIGHT || timeout_us <= 0)
+        return c;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += (long)(timeout_us % 1000000) * 1000;
+    deadline.tv_sec += timeout_us / 1000000 + deadline.tv_nsec / 1000000000;
+    deadline.tv_nsec %= 1000000000;
+    capture_sleepers++;
+    while (c != NULL && c->state == RTC_CAPTURE_IN_FLIGHT) {
+        int timed_out = pthread_cond_timedwait(&capture_cond, &capture_lock, &deadline) == ETIMEDOUT;
+        c = *source_slot(source); /* closed meanwhile? then it is gone */
+        if (timed_out)
+            break;
+    }
+    capture_sleepers--;
+    return c;
+}
+
+/* The source's capture state after waiting up to timeout_us for the one in flight. */
+static int rtc_capture_wait(uint64_t source, int64_t timeout_us)
+{
+    pthread_mutex_lock(&capture_lock);
+    capture *c = wait_settled(source, timeout_us);
+    int state = c ? c->state : RTC_CAPTURE_CLOSED;
+    pthread_mutex_unlock(&capture_lock);
+    return state;
+}
+
+/* Waits (like rtc_capture_wait) for the capture in flight, then, if it succeeded, sends this
+   one as a CaptureAudioFrameRequest encoded here. */
+static int rtc_capture_audio(uint64_t source, uint64_t async_id, int64_t timeout_us,
+                             const void *samples, uint32_t num_channels, uint32_t sample_rate,
+                             uint32_t samples_per_channel)
+{
+    pthread_mutex_lock(&capture_lock);
+    capture *c = wait_settled(source, timeout_us);
+    int state = c ? c->state : RTC_CAPTURE_CLOSED;
+    if (state == RTC_CAPTURE_IDLE)
+        start_flight(c, async_id); /* before the request: its completion may come first */
+    pthread_mutex_unlock(&capture_lock);
+    if (state != RTC_CAPTURE_IDLE)
+        return state;
     uint8_t request[160];
     size_t len = encode_capture(request, source, async_id, (uint64_t)(uintptr_t)samples,
-                                num_channels, sample_rate,
-                                samples_per_channel);
-    return rtc_request_discard(request, len) ? 1 : -1;
+                                num_channels, sample_rate, samples_per_channel);
+    if (rtc_request_discard(request, len))
+        return RTC_CAPTURE_SENT;
+    pthread_mutex_lock(&capture_lock);
+    c = *source_slot(source); /* refused: no completion will come */
+    if (c && c->state == RTC_CAPTURE_IN_FLIGHT && c->async_id == async_id)
+        end_flight(c, RTC_CAPTURE_IDLE);
+    pthread_mutex_unlock(&capture_lock);
+    return RTC_CAPTURE_REFUSED;
 }
 
-/* From now on the completion of async_id goes to Python too; returns 1 if it came already. */
-static int rtc_capture_watch(uint64_t async_id)
+/* The source's capture state. IN_FLIGHT: from now on its completion goes to Python.
+   FAILED: the message is copied to error (NUL-terminated) and the state becomes IDLE. */
+static int rtc_capture_settle(uint64_t source, char *error, size_t error_size)
 {
-    size_t slot = async_id % CAPTURE_SLOTS;
     pthread_mutex_lock(&capture_lock);
-    int done = capture_done[slot] == async_id;
-    if (!done)
-        capture_watched[slot] = async_id;
+    capture *c = *source_slot(source);
+    int state = c ? c->state : RTC_CAPTURE_CLOSED;
+    if (state == RTC_CAPTURE_IN_FLIGHT) {
+        c->watched = true;
+    } else if (state == RTC_CAPTURE_FAILED) {
+        if (error_size) {
+            size_t n = strnlen(c->error, error_size - 1);
+            memcpy(error, c->error, n);
+            error[n] = '\0';
+        }
+        c->state = RTC_CAPTURE_IDLE;
+    }
     pthread_mutex_unlock(&capture_lock);
-    return done;
+    return state;
 }
 
 /* Returns true when Python need not see the event. */
-static bool settle_capture(uint64_t async_id)
+static bool settle_capture(const capture_result *result)
 {
-    size_t slot = async_id % CAPTURE_SLOTS;
+    bool to_python = false;
     pthread_mutex_lock(&capture_lock);
-    bool watched = capture_watched[slot] == async_id;
-    capture_done[slot] = async_id;
-    if (capture_sleepers)
-        pthread_cond_broadcast(&capture_cond);
+    capture *c = *flight_slot(result->async_id);
+    if (c) {
+        to_python = c->watched; /* Python reads the error from the event itself */
+        bool failed = result->error_len > 0 && !to_python;
+        end_flight(c, failed ? RTC_CAPTURE_FAILED : RTC_CAPTURE_IDLE);
+        if (failed) {
+            size_t n = result->error_len < CAPTURE_ERROR_MAX - 1 ? result->error_len : CAPTURE_ERROR_MAX - 1;
+            memcpy(c->error, result->error, n);
+            c->error[n] = '\0';
+        }
+        if (capture_sleepers)
+            pthread_cond_broadcast(&capture_cond);
+    }
     pthread_mutex_unlock(&capture_lock);
-    return !watched;
+    return !to_python;
 }
 
 /* --- received audio frames -----------------------------------------------------------------
@@ -342,13 +533,14 @@ static ring **ring_slot(uint64_t stream)
     return slot;
 }
 
-static bool rtc_ring_open(uint64_t stream, uint32_t capacity, int wake_fd)
+/* RTC_OPENED, RTC_EXISTS, RTC_NO_MEMORY or RTC_BAD_CAPACITY (zero). */
+static int rtc_ring_open(uint64_t stream, uint32_t capacity, int wake_fd)
 {
+    if (capacity == 0)
+        return RTC_BAD_CAPACITY;
     ring *r = calloc(1, sizeof(ring) + (size_t)capacity * sizeof(rtc_audio_frame));
-    if (r == NULL || capacity == 0) {
-        free(r);
-        return false;
-    }
+    if (r == NULL)
+        return RTC_NO_MEMORY;
     r->stream = stream;
     r->capacity = capacity;
     r->wake_fd = wake_fd;
@@ -360,7 +552,7 @@ static bool rtc_ring_open(uint64_t stream, uint32_t capacity, int wake_fd)
     pthread_mutex_unlock(&ring_lock);
     if (!fresh)
         free(r);
-    return fresh;
+    return fresh ? RTC_OPENED : RTC_EXISTS;
 }
 
 /* Removes the ring and releases every frame still in it. */
@@ -506,14 +698,14 @@ static void on_native_event(const uint8_t *data, size_t len)
     uint32_t field;
     reader body;
     if (event_body(data, len, &field, &body)) {
-        uint64_t id;
-        rtc_audio_frame frame;
-        if (field == capture_field && capture_field && successful_capture(body, &id)) {
-            if (settle_capture(id))
+        if (field == capture_field && capture_field) {
+            capture_result result;
+            if (read_capture_callback(body, &result) && settle_capture(&result))
                 return;
-        } else if (field == audio_event_field && audio_event_field &&
-                   received_audio_frame(body, &id, &frame)) {
-            if (buffer_frame(id, &frame))
+        } else if (field == audio_event_field && audio_event_field) {
+            uint64_t stream;
+            rtc_audio_frame frame;
+            if (received_audio_frame(body, &stream, &frame) && buffer_frame(stream, &frame))
                 return;
         }
     }

@@ -21,15 +21,35 @@ bool rtc_drop_handle(uint64_t handle);
    FfiRequest's capture_audio_frame (0 disables that fast path). */
 void rtc_fast_fields(int capture_event, int audio_stream_event, int capture_request);
 
-/* Audio capture completions, recorded natively without the GIL. */
-int rtc_capture_wait(uint64_t async_id, int64_t timeout_us);
-int rtc_capture_watch(uint64_t async_id);
-/* Waits (like rtc_capture_wait) for the capture `previous` (0: none), then sends a
-   CaptureAudioFrameRequest encoded here. 1: sent; 0: previous not complete, nothing sent;
-   -1: the native side refused the request. */
-int rtc_capture_audio(uint64_t previous, int64_t timeout_us, uint64_t source, uint64_t async_id,
+/* Results of rtc_ring_open and rtc_capture_open. */
+#define RTC_OPENED ...
+#define RTC_EXISTS ...
+#define RTC_NO_MEMORY ...
+#define RTC_BAD_CAPACITY ...
+
+/* Audio capture completions, recorded natively without the GIL, per source: a source's
+   record exists from rtc_capture_open to rtc_capture_close. Its state: */
+#define RTC_CAPTURE_IDLE ...       /* nothing in flight: the last capture completed */
+#define RTC_CAPTURE_IN_FLIGHT ...
+#define RTC_CAPTURE_FAILED ...     /* the last capture failed: rtc_capture_settle reports it */
+#define RTC_CAPTURE_CLOSED ...     /* no record for the source */
+/* and what rtc_capture_audio did, when not held back by one of the states above: */
+#define RTC_CAPTURE_SENT ...
+#define RTC_CAPTURE_REFUSED ...    /* the native side refused the request */
+#define CAPTURE_ERROR_MAX ...
+
+int rtc_capture_open(uint64_t source);
+void rtc_capture_close(uint64_t source);
+/* The state after waiting up to timeout_us for the capture in flight to complete. */
+int rtc_capture_wait(uint64_t source, int64_t timeout_us);
+/* Waits like rtc_capture_wait; when the state is then IDLE, sends a CaptureAudioFrameRequest
+   encoded here (SENT or REFUSED), else returns the state. */
+int rtc_capture_audio(uint64_t source, uint64_t async_id, int64_t timeout_us,
                       const void *samples, uint32_t num_channels, uint32_t sample_rate,
                       uint32_t samples_per_channel);
+/* The state. IN_FLIGHT: from now on the completion goes to Python (routed by async id).
+   FAILED: its message is copied to error (NUL-terminated) and the state becomes IDLE. */
+int rtc_capture_settle(uint64_t source, char *error, size_t error_size);
 
 /* Received audio frames, buffered natively per stream without the GIL. */
 typedef struct {
@@ -41,7 +61,8 @@ typedef struct {
 } rtc_audio_frame;
 
 /* wake_fd: an eventfd written (no GIL) when a frame reaches a ring whose consumer parked. */
-bool rtc_ring_open(uint64_t stream, uint32_t capacity, int wake_fd);
+/* RTC_OPENED, RTC_EXISTS, RTC_NO_MEMORY or RTC_BAD_CAPACITY (zero). */
+int rtc_ring_open(uint64_t stream, uint32_t capacity, int wake_fd);
 void rtc_ring_close(uint64_t stream);
 int rtc_ring_pop(uint64_t stream, rtc_audio_frame *out);
 /* 1: frames are waiting (do not park); 0: the next frame will write to the wake fd. */

@@ -20,12 +20,22 @@ class _BufferInfo(Protocol):
 
 MAX_CHANNELS = 32
 MAX_SAMPLE_RATE = 384_000
+MAX_RECEIVED_SECONDS = 10  # longest received frame (frame_size_ms is at most 10,000)
 
 
 def check_rate_and_channels(sample_rate: object, num_channels: object) -> None:
     """Raise ``TypeError``/``ValueError`` for an impossible sample rate or channel count."""
     check_positive_int("sample_rate", sample_rate, MAX_SAMPLE_RATE)
     check_positive_int("num_channels", num_channels, MAX_CHANNELS)
+
+
+def valid_buffer_info(info: _BufferInfo) -> bool:
+    """Whether a received buffer's description is complete and within bounds."""
+    rate, samples = info.sample_rate, info.samples_per_channel
+    return (
+        info.data_ptr != 0 and 1 <= info.num_channels <= MAX_CHANNELS
+        and 1 <= rate <= MAX_SAMPLE_RATE and 1 <= samples <= rate * MAX_RECEIVED_SECONDS
+    )
 
 
 def check_positive_int(name: str, value: object, maximum: int) -> None:
@@ -64,7 +74,11 @@ class AudioFrame:
 
     @classmethod
     def _view(cls, info: _BufferInfo, handle: int) -> AudioFrame:
-        """A received frame: a zero-copy view of the buffer ``handle`` owns."""
+        """A received frame: a zero-copy view of the buffer ``handle`` owns.
+
+        ``info`` must have passed :func:`valid_buffer_info` (the native fast path checks
+        the same bounds in ffi/rtc_trio_ffi.c: valid_frame).
+        """
         frame = cls.__new__(cls)
         count = info.samples_per_channel * info.num_channels
         raw = _handles.native_view(info.data_ptr, count * 2, handle)

@@ -35,9 +35,17 @@ class AudioSource:
         self.queue_size_ms = queue_size_ms
         self._replies: _router.Subscription[Any] = _router.Subscription(2)
         self._spin_us = DIRECT_SPIN_US if queue_size_ms == 0 else 0
-        self._pending_id = 0
+        self._pending_id = 0  # async id of the last capture sent
+        self._error = ffi.new("char[]", lib.CAPTURE_ERROR_MAX)
         self._busy = False
         self._queue_end = 0.0  # monotonic time at which the queued audio has played out
+        opened = lib.rtc_capture_open(handle.id)  # its captures' completion state, in C
+        if opened != lib.RTC_OPENED:
+            self._replies.close()
+            handle.release()
+            if opened == lib.RTC_NO_MEMORY:
+                raise MemoryError("no memory for the audio source's capture record")
+            raise RuntimeError(f"audio source {handle.id} already has a capture record")
 
     @property
     def queued_duration(self) -> float:
@@ -80,22 +88,21 @@ class AudioSource:
         """Send ``frame`` once the capture before it completed, in one native call.
 
         The request is encoded natively and the samples go down by pointer (the native side
-        copies them during the call). A successful completion is recorded natively, without
-        Python: usually the previous capture's has come by the next call, or comes within
-        ``_spin_us`` (a direct source's captures complete within a thread hop). Otherwise
-        this task parks for its reply, which also carries a failure.
+        copies them during the call). A completion is recorded natively in this source's
+        record, without Python: usually the previous capture's has come by the next call, or
+        comes within ``_spin_us`` (a direct source's captures complete within a thread hop).
+        Otherwise this task parks for its reply.
         """
         async_id = _native.next_async_id()
         samples = ffi.from_buffer(frame.data)
         while True:
             sent = lib.rtc_capture_audio(
-                self._pending_id, self._spin_us, self._handle.id, async_id, samples,
+                self._handle.id, async_id, self._spin_us, samples,
                 self.num_channels, self.sample_rate, frame.data.shape[0],
             )
-            if sent == 1:
+            if sent == lib.RTC_CAPTURE_SENT:
                 break
-            if sent == -1:
-                self._pending_id = 0  # the previous capture completed: only this one failed
+            if sent == lib.RTC_CAPTURE_REFUSED:  # the previous capture completed: only this one failed
                 raise RtcError("livekit_ffi refused the capture_audio_frame request")
             await self._settle_pending()
         self._pending_id = async_id
@@ -103,17 +110,21 @@ class AudioSource:
             self._queue_end = max(self._queue_end, time.monotonic()) + frame.duration
 
     async def _settle_pending(self) -> None:
-        """Wait for the reply of the capture in flight; raise its error if it failed."""
-        pending = self._pending_id
-        if lib.rtc_capture_watch(pending):  # it completed meanwhile
-            self._pending_id = 0
+        """Wait for the capture in flight to complete; raise its error if it failed."""
+        state = lib.rtc_capture_settle(self._handle.id, self._error, len(self._error))
+        if state == lib.RTC_CAPTURE_IDLE:  # it completed meanwhile
             return
+        if state == lib.RTC_CAPTURE_FAILED:
+            error = ffi.string(self._error).decode(errors="replace")
+            raise RtcError(f"capture_audio_frame failed (previous frame): {error}")
+        if state == lib.RTC_CAPTURE_CLOSED:
+            raise trio.ClosedResourceError("this audio source is closed")
+        pending = self._pending_id  # its completion now comes to Python
         _router.expect_once(pending, self._replies)
         while True:
             reply = await self._replies.receive()
             if reply.async_id == pending:
-                break  # earlier replies were for captures already settled natively
-        self._pending_id = 0
+                break  # an earlier reply: its wait was cancelled
         if reply.error:
             raise RtcError(f"capture_audio_frame failed (previous frame): {reply.error}")
 
@@ -130,16 +141,13 @@ class AudioSource:
         """Return once every captured frame has been played out of the queue."""
         if self._handle.released:
             raise trio.ClosedResourceError("this audio source is closed")
-        if self._pending_id and not lib.rtc_capture_wait(self._pending_id, self._spin_us):
+        if lib.rtc_capture_wait(self._handle.id, self._spin_us) != lib.RTC_CAPTURE_IDLE:
             await self._settle_pending()
-        self._pending_id = 0
         await trio.sleep(self.queued_duration)
 
     def _close(self) -> None:
-        if self._pending_id:
-            _router.forget(self._pending_id)
-            self._pending_id = 0
-        self._replies.close()
+        lib.rtc_capture_close(self._handle.id)  # a completion still to come is dropped natively
+        self._replies.close()  # and one routed to Python (watched) is dropped by the router
         self._handle.release()
 
 

@@ -8,7 +8,7 @@ from typing import AsyncIterator
 import trio
 
 from rtc_trio import _handles, _native, _router
-from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels
+from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels, valid_buffer_info
 from rtc_trio._ffi import ffi, lib
 from rtc_trio._proto import audio_frame_pb2, ffi_pb2
 from rtc_trio._stream import FrameStream, check_capacity, create_stream, native_backlog
@@ -41,9 +41,14 @@ class AudioStream(FrameStream[AudioFrame]):
         self.num_channels = num_channels
         self._slot = ffi.new("rtc_audio_frame *")
         self._ring_dropped = 0
-        if not lib.rtc_ring_open(handle.id, sub.capacity, self._wake_fd):
+        opened = lib.rtc_ring_open(handle.id, sub.capacity, self._wake_fd)
+        if opened != lib.RTC_OPENED:
             super()._close()
-            raise MemoryError("no memory for the stream's frame ring")
+            if opened == lib.RTC_NO_MEMORY:
+                raise MemoryError(f"no memory for a frame ring of {sub.capacity} frames")
+            if opened == lib.RTC_EXISTS:
+                raise RuntimeError(f"audio stream {handle.id} already has a frame ring")
+            raise ValueError(f"no frame ring of capacity {sub.capacity}")
 
     @property
     def dropped(self) -> int:
@@ -139,6 +144,11 @@ async def open_audio_stream(
 def _on_audio_stream_event(event: audio_frame_pb2.AudioStreamEvent) -> None:
     if event.WhichOneof("message") == "frame_received":
         owned = event.frame_received.frame
+        if not (owned.handle.id and valid_buffer_info(owned.info)):  # no view could be built safely
+            _native.logger.debug("dropped a malformed audio frame event: %s", owned)
+            if owned.handle.id:
+                lib.rtc_drop_handle(owned.handle.id)
+            return
         _router.deliver(event.stream_handle, owned, _handles.acquire(owned.handle.id))
     else:
         _router.end(event.stream_handle)
