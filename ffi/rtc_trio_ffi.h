@@ -70,5 +70,10 @@ int rtc_ring_park(uint64_t stream);
 uint64_t rtc_ring_dropped(uint64_t stream);
 uint64_t rtc_ring_held(void);
 
+/* The callback livekit_ffi's threads call (rtc_initialize hands it over): settles capture
+   completions and received audio frames natively, passes every other event to rtc_on_event.
+   Tests feed it crafted events. */
+void on_native_event(const uint8_t *data, size_t len);
+
 /* Called by livekit_ffi's threads: every event C does not settle itself. */
 extern "Python" void rtc_on_event(const uint8_t *data, size_t len);
