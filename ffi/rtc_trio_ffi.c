@@ -104,6 +104,12 @@ static bool read_varint(reader *r, uint64_t *out)
     return false;
 }
 
+/* A field's key (number << 3 | wire type); false for a number protobuf does not allow. */
+static bool read_key(reader *r, uint64_t *key)
+{
+    return read_varint(r, key) && *key >> 3 >= 1 && *key >> 3 <= 536870911;
+}
+
 /* Reads a length-delimited field's body into *body. */
 static bool read_message(reader *r, reader *body)
 {
@@ -134,7 +140,7 @@ static bool event_body(const uint8_t *data, size_t len, uint32_t *field, reader 
 {
     reader r = {data, data + len};
     uint64_t key;
-    if (!read_varint(&r, &key) || (key & 7) != 2 || !read_message(&r, body))
+    if (!read_key(&r, &key) || (key & 7) != 2 || !read_message(&r, body))
         return false;
     *field = (uint32_t)(key >> 3);
     return r.p == r.end;
@@ -200,7 +206,7 @@ static bool read_capture_callback(reader r, capture_result *out)
     out->error = NULL;
     out->error_len = 0;
     while (r.p < r.end) {
-        if (!read_varint(&r, &key))
+        if (!read_key(&r, &key))
             return false;
         if (key == (1 << 3 | 0)) {
             if (!read_varint(&r, &out->async_id))
@@ -224,7 +230,7 @@ static bool read_buffer_info(reader r, rtc_audio_frame *frame)
 {
     uint64_t key, value;
     while (r.p < r.end) {
-        if (!read_varint(&r, &key))
+        if (!read_key(&r, &key))
             return false;
         if ((key & 7) != 0) {
             if (!skip_field(&r, key))
@@ -263,7 +269,7 @@ static bool received_audio_frame(reader r, uint64_t *stream, rtc_audio_frame *fr
     memset(frame, 0, sizeof *frame);
     *stream = 0;
     while (r.p < r.end) {
-        if (!read_varint(&r, &key))
+        if (!read_key(&r, &key))
             return false;
         if (key == (1 << 3 | 0)) {
             if (!read_varint(&r, stream))
@@ -275,14 +281,15 @@ static bool received_audio_frame(reader r, uint64_t *stream, rtc_audio_frame *fr
             return false; /* end of stream, or unknown: Python handles it */
         }
     }
-    if (!*stream || !received.p || !read_varint(&received, &key) || key != (1 << 3 | 2) ||
-        !read_message(&received, &owned))
-        return false;
+    if (!*stream || !received.p || !read_key(&received, &key) || key != (1 << 3 | 2) ||
+        !read_message(&received, &owned) || received.p != received.end)
+        return false; /* AudioFrameReceived{frame = 1} and nothing else */
     while (owned.p < owned.end) {
-        if (!read_varint(&owned, &key) || (key & 7) != 2 || !read_message(&owned, &part))
+        if (!read_key(&owned, &key) || (key & 7) != 2 || !read_message(&owned, &part))
             return false;
-        if (key >> 3 == 1) { /* FfiOwnedHandle{id = 1} */
-            if (!read_varint(&part, &key) || key != (1 << 3 | 0) || !read_varint(&part, &frame->handle))
+        if (key >> 3 == 1) { /* FfiOwnedHandle{id = 1} and nothing else */
+            if (!read_key(&part, &key) || key != (1 << 3 | 0) || !read_varint(&part, &frame->handle) ||
+                part.p != part.end)
                 return false;
         } else if (key >> 3 == 2) {
             if (!read_buffer_info(part, frame))
