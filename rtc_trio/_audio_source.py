@@ -124,7 +124,8 @@ class AudioSource:
         while True:
             reply = await self._replies.receive()
             if reply.async_id == pending:
-                break  # an earlier reply: its wait was cancelled
+                break
+            # else the reply of an earlier capture whose wait was cancelled
         if reply.error:
             raise RtcError(f"capture_audio_frame failed (previous frame): {reply.error}")
 
