@@ -72,22 +72,27 @@ class FrameStream(Generic[FrameT]):
         return self._sub.park_on_fd()
 
     async def receive(self) -> FrameT:
-        """The next frame; ``trio.EndOfChannel`` once the stream ended."""
+        """The next frame; ``trio.EndOfChannel`` once the stream ended.
+
+        Always a checkpoint, like every trio receive: a frame found without waiting still
+        yields to the scheduler once.
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
-        frame = self._pop()
-        if frame is not None:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return frame
+        waited = False
         while True:
+            frame = self._pop()
+            if frame is not None:
+                break
             if self._park():
                 await trio.lowlevel.wait_readable(self._wake_fd)
+                waited = True
                 try:
                     os.eventfd_read(self._wake_fd)
                 except BlockingIOError:
                     pass  # a spurious wake-up: nothing was written
-            frame = self._pop()
-            if frame is not None:
-                return frame
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return frame
 
     def __aiter__(self: StreamT) -> StreamT:
         return self
