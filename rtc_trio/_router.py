@@ -134,6 +134,10 @@ class Subscription(Generic[T]):
             self._inbox.queue(self)
 
     # -- trio side ----------------------------------------------------------------------
+    def buffered(self) -> int:
+        """Items waiting to be received."""
+        return len(self._items)
+
     def receive_nowait(self) -> T:
         """The oldest buffered item; ``trio.WouldBlock`` if none yet."""
         if not (self._items or self._ended or self._closed or _failure is not None):
