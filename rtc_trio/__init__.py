@@ -4,6 +4,7 @@ from rtc_trio._audio_frame import AudioFrame
 from rtc_trio._audio_source import AudioSource, open_audio_source
 from rtc_trio._audio_stream import AudioStream, open_audio_stream
 from rtc_trio._errors import RtcError
+from rtc_trio._stream import StreamStatistics
 from rtc_trio._router import sweep_parked as _sweep_parked
 from rtc_trio._participant import (
     LocalParticipant, LocalTrackPublication, Participant, RemoteParticipant,
@@ -31,7 +32,7 @@ from rtc_trio._ffi import lib as _lib
 
 __all__ = [
     "AudioFrame", "AudioSource", "AudioStream", "LocalAudioTrack", "LocalVideoTrack",
-    "RtcError", "Track", "TrackKind", "TrackSource", "VideoBufferType", "VideoFrame",
+    "RtcError", "StreamStatistics", "Track", "TrackKind", "TrackSource", "VideoBufferType", "VideoFrame",
     "VideoSource", "VideoStream", "live_handles", "open_audio_source", "open_audio_stream",
     "open_video_source", "open_video_stream",
     # rooms

@@ -134,6 +134,10 @@ class Subscription(Generic[T]):
             self._inbox.queue(self)
 
     # -- trio side ----------------------------------------------------------------------
+    def buffered(self) -> int:
+        """Items waiting to be received."""
+        return len(self._items)
+
     def receive_nowait(self) -> T:
         """The oldest buffered item; ``trio.WouldBlock`` if none yet."""
         if not (self._items or self._ended or self._closed or _failure is not None):
@@ -147,29 +151,26 @@ class Subscription(Generic[T]):
         raise trio.WouldBlock
 
     async def receive(self) -> T:
-        """Wait for the next item."""
+        """Wait for the next item; always a checkpoint, even when one is buffered."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            item = self.receive_nowait()
-        except trio.WouldBlock:
-            pass
-        else:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return item
+        waited = False
         while True:
+            try:
+                item = self.receive_nowait()
+                break
+            except trio.WouldBlock:
+                pass
             with _lock:
                 if self._items or self._ended or self._closed or _failure is not None:
-                    pass
-                elif self._waiter is not None:
+                    continue  # it came meanwhile
+                if self._waiter is not None:
                     raise trio.BusyResourceError("another task is already receiving")
-                else:
-                    self._waiter = trio.lowlevel.current_task()
-            if self._waiter is trio.lowlevel.current_task():
-                await trio.lowlevel.wait_task_rescheduled(self._abort)
-            try:
-                return self.receive_nowait()
-            except trio.WouldBlock:
-                continue
+                self._waiter = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+            waited = True
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return item
 
     def park_on_fd(self) -> bool:
         """Arm ``wake_fd`` for the next item, end or failure; False if one is here already.

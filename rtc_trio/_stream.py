@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 import trio
 
@@ -34,12 +35,25 @@ def native_backlog(capacity: int, floor: int) -> int:
     return max(capacity, floor)
 
 
-class FrameStream(Generic[FrameT]):
+@dataclass(frozen=True)
+class StreamStatistics:
+    """A stream's buffer at one moment, like trio's ``MemoryChannelStatistics``."""
+
+    buffered: int
+    """Frames received and waiting to be read."""
+    capacity: int
+    """Most frames the stream buffers before it drops the oldest."""
+    dropped: int
+    """Frames dropped so far because the consumer fell behind."""
+
+
+class FrameStream(trio.abc.ReceiveChannel[FrameT]):
     """Frames of one native stream, in order, from a buffer of ``capacity`` frames.
 
-    When the consumer falls behind, the oldest buffered frame is dropped (its native memory
-    released) and counted in :attr:`dropped`. Iteration ends when the track ends. A consumer
-    that finds no frame waits on the stream's own eventfd, made readable by the next frame.
+    A ``trio.abc.ReceiveChannel``: ``receive()``, ``async for``, ``aclose()``. When the consumer
+    falls behind, the oldest buffered frame is dropped (its native memory released) and
+    counted in :attr:`dropped`. Iteration ends when the track ends. A consumer that finds no
+    frame waits on the stream's own eventfd, made readable by the next frame.
     """
 
     def __init__(self, sub: _router.Subscription[Any], handle: NativeHandle) -> None:
@@ -55,7 +69,15 @@ class FrameStream(Generic[FrameT]):
 
     @property
     def capacity(self) -> int:
+        """Most frames buffered before the oldest is dropped."""
         return self._sub.capacity
+
+    def statistics(self) -> StreamStatistics:
+        """How many frames wait to be read, the capacity, and how many were dropped."""
+        return StreamStatistics(self._buffered(), self.capacity, self.dropped)
+
+    def _buffered(self) -> int:
+        return self._sub.buffered()
 
     def _frame(self, item: Any) -> FrameT:
         raise NotImplementedError
@@ -72,31 +94,36 @@ class FrameStream(Generic[FrameT]):
         return self._sub.park_on_fd()
 
     async def receive(self) -> FrameT:
-        """The next frame; ``trio.EndOfChannel`` once the stream ended."""
+        """The next frame; ``trio.EndOfChannel`` once the stream ended.
+
+        Always a checkpoint, like every trio receive: a frame found without waiting still
+        yields to the scheduler once.
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
-        frame = self._pop()
-        if frame is not None:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return frame
+        waited = False
         while True:
+            frame = self._pop()
+            if frame is not None:
+                break
             if self._park():
                 await trio.lowlevel.wait_readable(self._wake_fd)
+                waited = True
                 try:
                     os.eventfd_read(self._wake_fd)
                 except BlockingIOError:
                     pass  # a spurious wake-up: nothing was written
-            frame = self._pop()
-            if frame is not None:
-                return frame
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return frame
 
-    def __aiter__(self: StreamT) -> StreamT:
-        return self
+    async def aclose(self) -> None:
+        """Close the stream before its block ends: what leaving the block does, early.
 
-    async def __anext__(self) -> FrameT:
-        try:
-            return await self.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
+        Buffered frames are released; a task blocked in :meth:`receive` and every later call
+        get ``trio.ClosedResourceError``. Closing twice is harmless.
+        """
+        self._close()
+        await trio.lowlevel.checkpoint()
 
     def _close(self) -> None:
         self._sub.close()  # from here on nothing writes to the eventfd

@@ -25,6 +25,8 @@ class TrackSource(enum.IntEnum):
 
 
 class TrackKind(enum.IntEnum):
+    """Whether a track carries audio or video."""
+
     UNKNOWN = 0
     AUDIO = 1
     VIDEO = 2
@@ -47,6 +49,7 @@ class Track:
 
     @property
     def closed(self) -> bool:
+        """True once the track was closed: it can no longer be streamed, muted or published."""
         return self._handle.released
 
     def _check_open(self) -> None:
@@ -113,6 +116,11 @@ class LocalAudioTrack(_LocalTrack):
 
     @classmethod
     def create(cls, name: str, source: AudioSource) -> LocalAudioTrack:
+        """A track named ``name`` playing what ``source`` captures; use it as a ``with`` block.
+
+        Raises ``trio.ClosedResourceError`` if the source is closed, ``TypeError`` for another
+        kind of source.
+        """
         return _create_local(cls, name, source, AudioSource, "create_audio_track")
 
 
@@ -123,6 +131,11 @@ class LocalVideoTrack(_LocalTrack):
 
     @classmethod
     def create(cls, name: str, source: VideoSource) -> LocalVideoTrack:
+        """A track named ``name`` showing what ``source`` captures; use it as a ``with`` block.
+
+        Raises ``trio.ClosedResourceError`` if the source is closed, ``TypeError`` for another
+        kind of source.
+        """
         return _create_local(cls, name, source, VideoSource, "create_video_track")
 
 
@@ -141,6 +154,7 @@ class RemoteTrack(Track):
 
     @property
     def closed(self) -> bool:
+        """True once the track was unsubscribed, unpublished or its room closed."""
         return self._ended or self._handle.released
 
     def _check_open(self) -> None:

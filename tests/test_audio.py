@@ -80,10 +80,17 @@ async def test_full_buffer_drops_oldest_and_counts_it() -> None:
 async def test_closing_the_track_ends_iteration() -> None:
     async with audio_loopback() as (source, track, stream):
         await source.capture_frame(numbered_frame(0))
+        with trio.fail_after(5):
+            first = await stream.receive()  # the stream works before the track closes
+        np.testing.assert_array_equal(first.data[:, 0], numbered_frame(0).data)
+        await source.capture_frame(numbered_frame(1))
         track.close()
         with trio.fail_after(5):
-            frames = [frame async for frame in stream]
-    assert len(frames) <= 1
+            rest = [frame async for frame in stream]  # ends: does not wait for more
+        with pytest.raises(trio.EndOfChannel):
+            await stream.receive()
+    # frame 1 may or may not have got through before the close; nothing else can come
+    assert [f.data[:, 0].tolist() for f in rest] in ([], [numbered_frame(1).data.tolist()])
 
 
 async def test_received_frames_are_views_of_native_memory_until_copied() -> None:
@@ -98,20 +105,42 @@ async def test_received_frames_are_views_of_native_memory_until_copied() -> None
     np.testing.assert_array_equal(owned.data.reshape(-1), numbered_frame(3).data)
 
 
-async def test_wait_for_playout_and_queued_duration_follow_real_time() -> None:
-    async with rtc.open_audio_source(48000, 1, queue_size_ms=200) as source:
-        with rtc.LocalAudioTrack.create("mic", source):
-            await source.capture_frame(numbered_frame(0, samples=4800))  # 100 ms
-            assert 0.0 < source.queued_duration <= 0.1
-            start = trio.current_time()
+async def test_wait_for_playout_waits_until_the_audio_was_played() -> None:
+    async with audio_loopback(queue_size_ms=300, capacity=100) as (source, _, stream):
+        start = trio.current_time()
+        for i in range(2):
+            await source.capture_frame(numbered_frame(i, samples=9600))  # 2 x 200 ms
+        assert 0.2 < source.queued_duration <= 0.4
+        with trio.fail_after(10):
             await source.wait_for_playout()
-            assert source.queued_duration == 0.0
-            assert trio.current_time() - start <= 1.0
-            await source.capture_frame(numbered_frame(1, samples=4800))
-            source.clear_queue()
-            assert source.queued_duration == 0.0
+        # the native queue plays in real time: 400 ms of audio cannot be out any sooner
+        # (a lower bound only: a loaded machine makes it later, never earlier)
+        assert trio.current_time() - start >= 0.4 - 0.02
+        assert source.queued_duration == 0.0
+        received = []
+        with trio.fail_after(5):
+            async for frame in stream:  # and every sample of it reached the track
+                if received or frame.data.any():  # after any silence played before it
+                    received.append(frame.data[:, 0].copy())
+                if len(received) == 40:
+                    break
+        np.testing.assert_array_equal(
+            np.concatenate(received),
+            np.concatenate([numbered_frame(i, samples=9600).data for i in range(2)]))
 
 
+async def test_clear_queue_discards_queued_audio() -> None:
+    async with audio_loopback(queue_size_ms=1000, capacity=200) as (source, _, stream):
+        await source.capture_frame(numbered_frame(0, samples=48000))  # 1 s, no zero sample
+        source.clear_queue()
+        assert source.queued_duration == 0.0
+        await trio.sleep(1.2)  # had it not been cleared, all of it would have played by now
+        heard = 0
+        with trio.fail_after(5):
+            for _ in range(110):  # the track plays silence once its queue is empty
+                heard += bool((await stream.receive()).data.any())
+        assert stream.dropped == 0
+    assert heard < 50  # at most what played before the clear, far from 100 frames
 async def test_mute_and_unmute_a_local_track() -> None:
     async with rtc.open_audio_source(48000, 1) as source:
         with rtc.LocalAudioTrack.create("mic", source) as track:

@@ -114,8 +114,27 @@ def test_importing_does_not_load_the_asyncio_sdk() -> None:
     assert result.stdout.strip() == "False", result.stderr
 
 
-def test_live_handles_is_public() -> None:
-    assert isinstance(rtc.live_handles(), int)
+async def test_live_handles_counts_every_native_handle_held() -> None:
+    import numpy as np
+    import trio
+
+    base = rtc.live_handles()
+    async with rtc.open_audio_source(queue_size_ms=0) as source:
+        assert rtc.live_handles() == base + 1
+        with rtc.LocalAudioTrack.create("mic", source) as track:
+            assert rtc.live_handles() == base + 2
+            async with rtc.open_audio_stream(track) as stream:
+                assert rtc.live_handles() == base + 3
+                for _ in range(3):
+                    await source.capture_frame(rtc.AudioFrame(np.zeros(480, np.int16), 48000))
+                with trio.fail_after(5):
+                    frames = [await stream.receive() for _ in range(3)]
+                assert rtc.live_handles() == base + 6  # each received frame holds its buffer
+                del frames
+                assert rtc.live_handles() == base + 3
+            assert rtc.live_handles() == base + 2
+        assert rtc.live_handles() == base + 1
+    assert rtc.live_handles() == base
 
 
 def test_exit_while_native_threads_still_deliver_does_not_abort() -> None:
