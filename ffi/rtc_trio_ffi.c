@@ -619,6 +619,15 @@ static uint64_t rtc_ring_dropped(uint64_t stream)
     return dropped;
 }
 
+static uint32_t rtc_ring_count(uint64_t stream)
+{
+    pthread_mutex_lock(&ring_lock);
+    ring *r = *ring_slot(stream);
+    uint32_t count = r ? r->count : 0;
+    pthread_mutex_unlock(&ring_lock);
+    return count;
+}
+
 static uint64_t rtc_ring_held(void)
 {
     pthread_mutex_lock(&ring_lock);

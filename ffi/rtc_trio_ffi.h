@@ -68,6 +68,8 @@ int rtc_ring_pop(uint64_t stream, rtc_audio_frame *out);
 /* 1: frames are waiting (do not park); 0: the next frame will write to the wake fd. */
 int rtc_ring_park(uint64_t stream);
 uint64_t rtc_ring_dropped(uint64_t stream);
+/* Frames waiting in the ring of `stream` (0 without one). */
+uint32_t rtc_ring_count(uint64_t stream);
 uint64_t rtc_ring_held(void);
 
 /* The callback livekit_ffi's threads call (rtc_initialize hands it over): settles capture

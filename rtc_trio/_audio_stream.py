@@ -57,6 +57,9 @@ class AudioStream(FrameStream[AudioFrame]):
             return self._sub.dropped + self._ring_dropped
         return self._sub.dropped + int(lib.rtc_ring_dropped(self._handle.id))
 
+    def _buffered(self) -> int:
+        return self._sub.buffered() + int(lib.rtc_ring_count(self._handle.id))
+
     def _frame(self, item: audio_frame_pb2.OwnedAudioFrameBuffer) -> AudioFrame:
         return AudioFrame._view(item.info, item.handle.id)
 

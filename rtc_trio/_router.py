@@ -267,21 +267,6 @@ def expect_once(key: int, sub: Subscription[Any]) -> None:
         _handles.release(released)
 
 
-def forget(key: int) -> None:
-    """A one-shot reply for ``key`` will not be awaited: drop it when it comes."""
-    global _parked_count
-    with _lock:
-        _once.pop(key, None)
-        parked = _parked.pop(key, None)
-        if parked is None:
-            _mark_closed(key)
-        else:
-            _parked_count -= len(parked[1])
-    for _, handle, _ in parked[1] if parked else ():
-        if handle:
-            _handles.release(handle)
-
-
 def deliver(key: int, item: Any, handle: int = 0) -> None:
     """Native side: hand ``item`` (owning ``handle``, or 0) to the subscriber of ``key``."""
     with _lock:
