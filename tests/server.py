@@ -7,8 +7,10 @@ missing server into a failure instead of a skip.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import urllib.request
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +43,28 @@ class TestServer:
         video = api.VideoGrants(**{"room_join": True, "room": room, **grants})
         return (api.AccessToken(self.api_key, self.api_secret)
                 .with_identity(identity).with_grants(video).to_jwt())
+
+
+def participants(server: TestServer, room: str) -> dict[str, list[str]]:
+    """Who the server lists in ``room`` now, with the names of the tracks each publishes
+    (RoomService.ListParticipants; blocking).
+
+    The server's own truth: other participants see joins and leaves of non-publishers only in
+    batches (every 3 s, the latest state per identity), so a short stay can be invisible to them.
+    """
+    token = server.token("rtc-trio-tests-admin", room, room_admin=True)
+    request = urllib.request.Request(
+        f"{server.http_url}/twirp/livekit.RoomService/ListParticipants",
+        data=json.dumps({"room": room}).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the namespace only
+    with opener.open(request, timeout=10) as response:
+        listed = json.load(response).get("participants", [])
+    return {entry["identity"]: [track.get("name", "") for track in entry.get("tracks", [])]
+            for entry in listed}
+
+
+setattr(participants, "__test__", False)
 
 
 def test_server() -> TestServer | None:
