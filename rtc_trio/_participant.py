@@ -166,7 +166,7 @@ class RemoteParticipant(Participant):
 
     @property
     def connected(self) -> bool:
-        """False once the participant left (or the room closed)."""
+        """False once the room applied the participant's departure (or closed)."""
         return not self._left
 
     def _leave(self) -> None:

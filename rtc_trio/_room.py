@@ -259,7 +259,13 @@ class Room:
     # -- public state -----------------------------------------------------------------
     @property
     def remote_participants(self) -> Mapping[str, RemoteParticipant]:
-        """The other participants, by identity (a read-only live view)."""
+        """The other participants, by identity (a read-only live view).
+
+        The room's task keeps it current from the room's events, in order. A stream ends from
+        its own native events: one on a participant who leaves can end before this view (or
+        ``participant.connected``) shows the departure. To act on a departure, wait for the
+        :class:`ParticipantDisconnected` event; by then the view shows it.
+        """
         return MappingProxyType(self._remote_participants)
 
     def events(self, *, capacity: int = ev.DEFAULT_EVENT_CAPACITY) -> ev.RoomEvents:
