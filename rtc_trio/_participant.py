@@ -20,6 +20,12 @@ from rtc_trio._track import (
 if TYPE_CHECKING:
     from rtc_trio._room import Room
 
+MAX_DATA_PAYLOAD = 15 * 1024
+"""Largest ``publish_data`` payload, in bytes: LiveKit's documented limit for a data packet's
+user data (16 KiB per packet, less its routing headers), the size every client platform
+accepts. The native library here refuses a packet only beyond the message size the data
+channel negotiated (64000 bytes with livekit-server 1.13), after a 3 s wait."""
+
 
 @dataclass(frozen=True)
 class TrackPublishOptions:
@@ -160,7 +166,7 @@ class RemoteParticipant(Participant):
 
     @property
     def connected(self) -> bool:
-        """False once the participant left (or the room closed)."""
+        """False once the room applied the participant's departure (or closed)."""
         return not self._left
 
     def _leave(self) -> None:
@@ -188,7 +194,11 @@ class LocalParticipant(Participant):
     async def publish_track(
         self, track: LocalAudioTrack | LocalVideoTrack, options: TrackPublishOptions | None = None
     ) -> LocalTrackPublication:
-        """Publish a local track to the room; returns its publication once the server has it."""
+        """Publish a local track to the room; returns its publication once the server has it.
+
+        Cancelled while waiting, the track ends up not published: the room unpublishes it
+        as soon as the native side reports it published.
+        """
         if not isinstance(track, (LocalAudioTrack, LocalVideoTrack)):
             raise TypeError(f"publish_track takes a local track, not {type(track).__name__}")
         if options is None:
@@ -201,7 +211,7 @@ class LocalParticipant(Participant):
         req.publish_track.local_participant_handle = self._handle.id
         req.publish_track.track_handle = track._handle.id
         options._to_proto(req.publish_track.options)
-        callback = await _native.request_async(req, "publish_track")
+        callback = await self._room._publish(req)  # cancelled, it leaves nothing published
         if callback.WhichOneof("message") == "error":
             raise RtcError(f"publish_track failed: {callback.error}")
         publication = LocalTrackPublication(callback.publication, track)
@@ -239,12 +249,16 @@ class LocalParticipant(Participant):
     ) -> None:
         """Send ``payload`` to everyone in the room, or to ``destination_identities`` only.
 
-        A ``str`` is sent as UTF-8. Naming an identity that is not in the room is a ValueError.
+        A ``str`` is sent as UTF-8. At most :data:`MAX_DATA_PAYLOAD` bytes (15 KiB): a larger
+        payload is a ValueError. Naming an identity that is not in the room is a ValueError.
         """
         if isinstance(payload, str):
             payload = payload.encode()
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise TypeError(f"payload must be bytes or str, not {type(payload).__name__}")
+        size = memoryview(payload).nbytes
+        if size > MAX_DATA_PAYLOAD:
+            raise ValueError(f"payload is {size} bytes; at most {MAX_DATA_PAYLOAD} bytes fit in a data packet")
         if not isinstance(reliable, bool):
             raise TypeError(f"reliable must be a bool, not {type(reliable).__name__}")
         if topic is not None and not isinstance(topic, str):

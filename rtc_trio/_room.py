@@ -14,12 +14,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
+import sys
 import threading
 import weakref
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Mapping, NoReturn
 
 import trio
 
@@ -36,9 +37,11 @@ from rtc_trio._track import RemoteAudioTrack, RemoteTrack, RemoteVideoTrack, Tra
 
 logger = logging.getLogger("rtc_trio")
 
-ROOM_EVENT_CAPACITY = 4096
-"""Native room events buffered before the room's own task handles them; it drains them as
-they come, so this bound is only reached if the trio run is blocked for a long time."""
+_NEVER_DROP = sys.maxsize
+"""The room's own route has no count bound: every room event is a state change (a join, a
+publication, a subscription...) and dropping one would let ``remote_participants`` drift from
+the server's with no error. It holds only what arrived while the trio run was busy elsewhere;
+the bounded, drop-oldest buffers are the readers' (:meth:`Room.events`)."""
 DISCONNECT_TIMEOUT = 10.0
 
 
@@ -87,6 +90,8 @@ def _abandon(callback: room_pb2.ConnectCallback) -> None:
     """Finish a connect nobody waits for (any thread): disconnect, then release its handles."""
     if callback.WhichOneof("message") != "result":
         return
+    logger.debug("a connect to room %r completed after its caller left: disconnecting it",
+                 callback.result.room.info.name)
     room_id = callback.result.room.handle.id
     disconnect_id = _native.next_async_id()
     with _lock:
@@ -241,7 +246,9 @@ class Room:
                 participant.track_publications[publication.sid] = publication
             self._remote_participants[participant.identity] = participant
         self._sub: _router.Subscription[tuple[room_pb2.RoomEvent, bytes | None]] = \
-            _router.subscribe(self._handle.id, _router.Subscription(ROOM_EVENT_CAPACITY))
+            _router.subscribe(self._handle.id, _router.Subscription(_NEVER_DROP))
+        self._nursery: trio.Nursery | None = None  # connect's: the room's own tasks run there
+        self._pump_scope = trio.CancelScope(shield=True)  # ended by connect, after disconnecting
 
     def _own(self, handle: NativeHandle) -> NativeHandle:
         self._owned.append(handle)
@@ -252,18 +259,26 @@ class Room:
     # -- public state -----------------------------------------------------------------
     @property
     def remote_participants(self) -> Mapping[str, RemoteParticipant]:
-        """The other participants, by identity (a read-only live view)."""
+        """The other participants, by identity (a read-only live view).
+
+        The room's task keeps it current from the room's events, in order. A stream ends from
+        its own native events: one on a participant who leaves can end before this view (or
+        ``participant.connected``) shows the departure. To act on a departure, wait for the
+        :class:`ParticipantDisconnected` event; by then the view shows it.
+        """
         return MappingProxyType(self._remote_participants)
 
     def events(self, *, capacity: int = ev.DEFAULT_EVENT_CAPACITY) -> ev.RoomEvents:
         """An async iterator over this room's events from now on; it ends when the room does.
 
-        Call it first thing in the ``async with connect(...)`` block to see every event.
+        Call it first thing in the ``async with connect(...)`` block to see every event. It
+        buffers up to ``capacity`` events (1 to 4096); a reader that falls behind loses the
+        oldest, counted in its ``dropped``. The room's own state never loses an event.
         """
         if isinstance(capacity, bool) or not isinstance(capacity, int):
             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        if not 1 <= capacity <= ev.MAX_EVENT_CAPACITY:
+            raise ValueError(f"capacity must be between 1 and {ev.MAX_EVENT_CAPACITY}, got {capacity}")
         iterator = ev.RoomEvents(capacity)
         if self._closed or self._eos.is_set():
             iterator._end()
@@ -276,7 +291,15 @@ class Room:
 
     # -- the event pump -----------------------------------------------------------------
     async def _pump(self) -> None:
-        """Apply every native event of this room, in order, until its end."""
+        """Apply every native event of this room, in order, until its end.
+
+        An outer cancellation does not stop it: the room's state stays current while the
+        block is left, until ``connect`` has disconnected and ends it.
+        """
+        with self._pump_scope:
+            await self._apply_events()
+
+    async def _apply_events(self) -> None:
         while True:
             try:
                 event, payload = await self._sub.receive()
@@ -377,6 +400,7 @@ class Room:
                 return None
             return ev.LocalTrackPublished(local_publication)
         if which == "local_track_unpublished":
+            self._published_early.discard(msg.publication_sid)
             self._drop_local_publication(msg.publication_sid)
             gone = self._unpublished.pop(msg.publication_sid, None)
             return ev.LocalTrackUnpublished(gone) if gone is not None else None
@@ -475,6 +499,66 @@ class Room:
         if publication.sid in self._published_early:
             self._published_early.discard(publication.sid)
             self._emit(ev.LocalTrackPublished(publication))
+
+    async def _publish(self, req: ffi_pb2.FfiRequest) -> room_pb2.PublishTrackCallback:
+        """Send ``req`` (a PublishTrackRequest) and return its reply.
+
+        Cancelled after the request went out, the track would still be published once the
+        native side completes: the reply is handed to a task of the room's nursery, which
+        unpublishes the track when it comes. A cancelled publish ends with nothing published.
+        """
+        async_id = _native.next_async_id()
+        req.publish_track.request_async_id = async_id
+        reply: _router.Subscription[room_pb2.PublishTrackCallback] = _router.Subscription(1)
+        _router.expect_once(async_id, reply)
+        try:
+            _native.request(req)
+        except BaseException:
+            reply.close()
+            raise
+        try:
+            callback = await reply.receive()
+        except BaseException:
+            self._unpublish_when_published(reply)
+            raise
+        reply.close()
+        return callback
+
+    def _unpublish_when_published(self, reply: _router.Subscription[room_pb2.PublishTrackCallback]) -> None:
+        if self._nursery is None:  # the block is over: its disconnect unpublished everything
+            reply.close()  # a late reply's handle is released on arrival
+            return
+        self._nursery.start_soon(self._unpublish_late, reply)
+
+    async def _unpublish_late(self, reply: _router.Subscription[room_pb2.PublishTrackCallback]) -> None:
+        """Wait for the reply of a cancelled publish; unpublish what it published."""
+        try:
+            callback = await reply.receive()
+        except RtcError:  # the native library failed: nothing was published that can be undone
+            return
+        finally:
+            reply.close()
+        if callback.WhichOneof("message") != "publication":
+            return
+        owned = callback.publication  # its handle is ours (recorded by _on_publish_track)
+        try:
+            req = ffi_pb2.FfiRequest()
+            req.unpublish_track.local_participant_handle = self.local_participant._handle.id
+            req.unpublish_track.track_sid = owned.info.sid
+            req.unpublish_track.stop_on_unpublish = False
+            result = await _native.request_async(req, "unpublish_track")
+            if result.HasField("error"):
+                logger.warning("rtc_trio could not unpublish %s after its publish_track was "
+                               "cancelled: %s", owned.info.sid, result.error)
+            else:
+                logger.debug("unpublished track %r (%s): its publish_track was cancelled",
+                             owned.info.name, owned.info.sid)
+        except RtcError as error:
+            logger.warning("rtc_trio could not unpublish %s after its publish_track was "
+                           "cancelled: %s", owned.info.sid, error)
+        finally:
+            _handles.release(owned.handle.id)
+            self._published_early.discard(owned.info.sid)
 
     def _drop_local_publication(self, sid: str) -> None:
         publication = self.local_participant.track_publications.pop(sid, None)
@@ -581,6 +665,7 @@ async def connect(
         raise
     try:
         async with trio.open_nursery() as nursery:
+            room._nursery = nursery
             nursery.start_soon(room._pump)
             try:
                 ready = ffi_pb2.FfiRequest()
@@ -590,10 +675,24 @@ async def connect(
             finally:
                 with trio.CancelScope(shield=True):
                     await room._disconnect()
+                room._nursery = None
+                room._pump_scope.cancel()
                 nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:  # only the body's exception: raise it as it was
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from group.exceptions[0].__cause__
-        raise
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        _reraise(group.exceptions[0])  # the body's own exception, as the body raised it
     finally:
         room._close()
+
+
+def _reraise(error: BaseException) -> NoReturn:
+    """Raise ``error`` out of an ``except`` block without making that block's exception its
+    ``__context__``: it keeps the context and traceback it was raised with (a nursery's
+    group holding it would otherwise become its context: a reference cycle)."""
+    context = error.__context__
+    try:
+        raise error
+    finally:
+        error.__context__ = context
+        del error, context

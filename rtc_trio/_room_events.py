@@ -232,6 +232,9 @@ RoomEvent = Union[
 ]
 
 DEFAULT_EVENT_CAPACITY = 256
+MAX_EVENT_CAPACITY = 4096
+"""Largest ``room.events(capacity=)``: a reader that buffers more is not reading; at most
+64 MB even if every buffered event is a data packet of the largest size (15 KiB)."""
 
 
 class RoomEvents:

@@ -208,7 +208,7 @@ class Subscription(Generic[T]):
                 del _once[self.key]
             if _routes.get(self.key) is self:
                 del _routes[self.key]
-                still_expected = not self._ended
+                still_expected = True  # even if ended: a room ends streams before the native end
             if still_expected:  # events may still come for this key: drop them on arrival
                 _mark_closed(self.key)
             handles = [handle for _, handle in self._items if handle]

@@ -163,7 +163,11 @@ class _Block(Generic[T, W]):
         if not entered.done():
             held.result()  # the trio side failed to enter: its exception, same type
             raise RuntimeError("the trio context manager ended without entering")  # pragma: no cover
-        return self._wrap(entered.result(), loop)
+        try:
+            return self._wrap(entered.result(), loop)
+        except BaseException as error:  # the block will not run: the trio side leaves now
+            await self.__aexit__(type(error), error, error.__traceback__)
+            raise
 
     async def __aexit__(self, typ: type[BaseException] | None, value: BaseException | None,
                         tb: TracebackType | None) -> bool:

@@ -1,14 +1,14 @@
 """The LiveKit server the tests run against, as described by the environment ``tests/run.py`` sets.
 
 ``RTC_TRIO_TEST_URL``, ``RTC_TRIO_TEST_API_KEY``, ``RTC_TRIO_TEST_API_SECRET`` describe it;
-``RTC_TRIO_TEST_SERVER_PID`` (optional) lets a test kill it; ``RTC_TRIO_REQUIRE_SERVER=1`` turns a
-missing server into a failure instead of a skip.
+``RTC_TRIO_REQUIRE_SERVER=1`` turns a missing server into a failure instead of a skip.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import signal
+import urllib.request
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,7 +20,7 @@ SKIP_REASON = ("no LiveKit server: run the tests as root through `python tests/r
 
 @dataclass(frozen=True)
 class TestServer:
-    """A LiveKit server: its websocket URL, API credentials and (when known) process id."""
+    """A LiveKit server: its websocket URL, API credentials and (for one a test started) process id."""
 
     __test__: ClassVar[bool] = False  # a helper, not a test class for pytest to collect
 
@@ -43,6 +43,28 @@ class TestServer:
                 .with_identity(identity).with_grants(video).to_jwt())
 
 
+def participants(server: TestServer, room: str) -> dict[str, list[str]]:
+    """Who the server lists in ``room`` now, with the names of the tracks each publishes
+    (RoomService.ListParticipants; blocking).
+
+    The server's own truth: other participants see joins and leaves of non-publishers only in
+    batches (every 3 s, the latest state per identity), so a short stay can be invisible to them.
+    """
+    token = server.token("rtc-trio-tests-admin", room, room_admin=True)
+    request = urllib.request.Request(
+        f"{server.http_url}/twirp/livekit.RoomService/ListParticipants",
+        data=json.dumps({"room": room}).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the namespace only
+    with opener.open(request, timeout=10) as response:
+        listed = json.load(response).get("participants", [])
+    return {entry["identity"]: [track.get("name", "") for track in entry.get("tracks", [])]
+            for entry in listed}
+
+
+setattr(participants, "__test__", False)
+
+
 def test_server() -> TestServer | None:
     """The server described by the environment, or None if there is none."""
     url = os.environ.get("RTC_TRIO_TEST_URL")
@@ -50,8 +72,7 @@ def test_server() -> TestServer | None:
     secret = os.environ.get("RTC_TRIO_TEST_API_SECRET")
     if not (url and key and secret):
         return None
-    pid = os.environ.get("RTC_TRIO_TEST_SERVER_PID", "")
-    return TestServer(url, key, secret, int(pid) if pid.isdigit() else None)
+    return TestServer(url, key, secret)
 
 
 setattr(test_server, "__test__", False)  # a helper, not a test, when imported into a test module
@@ -65,19 +86,3 @@ def require_server() -> TestServer:
             pytest.fail(f"{SKIP_REASON} (RTC_TRIO_REQUIRE_SERVER=1 is set)", pytrace=False)
         pytest.skip(SKIP_REASON)
     return server
-
-
-def kill_server() -> bool:
-    """SIGKILL the test server, for tests of a server dying mid-stream.
-
-    Returns False (and does nothing) when its pid is unknown or no such process exists. The
-    server does not come back: later tests in the same run find it dead.
-    """
-    server = test_server()
-    if server is None or server.pid is None:
-        return False
-    try:
-        os.kill(server.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return False
-    return True

@@ -21,9 +21,19 @@ from tests.helpers import living_tasks, numbered_frame
 T = TypeVar("T")
 
 
+AIO_BOUND = 60.0  # a whole test: a hang fails it, slowness does not
+
+
 def run(main: Callable[[], Awaitable[T]]) -> T:
-    """Run an asyncio coroutine function the way an asyncio app would, on trio-asyncio."""
-    return trio_asyncio.run(trio_asyncio.aio_as_trio(main))  # type: ignore[no-any-return]
+    """Run an asyncio coroutine function the way an asyncio app would, on trio-asyncio
+    (``trio_asyncio.run``), failing after AIO_BOUND seconds."""
+
+    async def bounded() -> T:
+        with trio.fail_after(AIO_BOUND):
+            async with trio_asyncio.open_loop():
+                return await trio_asyncio.aio_as_trio(main)()  # type: ignore[no-any-return]
+
+    return trio.run(bounded)
 
 
 def settled() -> int:
@@ -84,10 +94,14 @@ async def test_video_round_trip_from_a_loop_opened_inside_trio() -> None:
                     assert stream.format == rtc.VideoBufferType.RGBA and stream.capacity == 4
                     for i in range(3):
                         source.capture_frame(solid_rgba(width, height, colour), timestamp_us=i * 33_333)
-                    return await asyncio.wait_for(stream.receive(), 10)
+                    while True:  # a new source sends black keepalive frames until its first capture
+                        frame = await asyncio.wait_for(stream.receive(), 10)
+                        if frame.data[..., :3].any():
+                            return frame
 
-    async with trio_asyncio.open_loop():
-        frame = await trio_asyncio.aio_as_trio(main)()
+    with trio.fail_after(AIO_BOUND):
+        async with trio_asyncio.open_loop():
+            frame = await trio_asyncio.aio_as_trio(main)()
     assert (frame.width, frame.height, frame.type) == (width, height, rtc.VideoBufferType.RGBA)
     mean = frame.data[..., :3].reshape(-1, 3).mean(axis=0)
     assert np.all(np.abs(mean - colour) <= 6), mean
@@ -299,6 +313,33 @@ def test_native_failures_reach_asyncio_as_rtc_error() -> None:
                 async with rtc.open_audio_stream(track):
                     pytest.fail("the block must not run")
             _handles._held.discard(track._handle.id)  # nothing native is left to release
+
+    run(main)
+
+
+def test_a_failure_to_wrap_the_entered_object_leaves_the_block_and_its_trio_task() -> None:
+    """The trio side entered, then turning its object into the asyncio one failed: the caller
+    gets that error, and the trio task holding the block exits the manager with it (closing
+    the source) instead of waiting for a block that never runs."""
+
+    class WrapFailed(Exception):
+        pass
+
+    def wrap(source: rtc_trio.AudioSource, _: object) -> object:
+        raise WrapFailed(source)
+
+    failing_open = rtc._adapt(rtc_trio.open_audio_source, wrap)
+
+    async def main() -> None:
+        baseline, tasks = rtc.live_handles(), living_tasks()
+        with pytest.raises(WrapFailed) as caught:
+            async with failing_open():
+                pytest.fail("the block must not run")
+        source = caught.value.args[0]
+        assert isinstance(source, rtc_trio.AudioSource)
+        assert living_tasks() == tasks and rtc.live_handles() == baseline
+        with pytest.raises(trio.ClosedResourceError):
+            source.clear_queue()
 
     run(main)
 

@@ -9,7 +9,7 @@ import trio
 import rtc_trio as rtc
 from tests.server import require_server
 from tests.test_room_support import (
-    BOUND, publishing_tone, room_name, wait_for_event, warnings_logged,
+    BOUND, publishing_tone, room_name, run, wait_for_event, warnings_logged,
 )
 
 ROUNDS = 20
@@ -66,7 +66,7 @@ def test_open_stream_while_the_publisher_leaves() -> None:
                         await trio.sleep(0.01)
 
     with warnings_logged() as logged:
-        trio.run(main)
+        run(main)
     assert sum(outcomes.values()) == ROUNDS, outcomes
     assert logged.messages() == []
     print(outcomes)

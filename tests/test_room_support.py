@@ -6,11 +6,10 @@ import contextlib
 import logging
 import math
 import uuid
-from typing import AsyncIterator, Callable, Iterator, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import pytest
 import trio
 
 import rtc_trio as rtc
@@ -19,6 +18,7 @@ from tests.server import TestServer
 E = TypeVar("E")
 RATE = 48000
 BOUND = 30.0  # generous bound for anything that involves the server: a hang fails, slowness does not
+TEST_BOUND = 120.0  # a whole server-backed test: its connects and disconnects included
 
 
 def room_name(prefix: str = "room") -> str:
@@ -111,8 +111,11 @@ def warnings_logged() -> Iterator[Records]:
         logger.removeHandler(handler)
 
 
-def run(fn: Callable[[], object]) -> None:
-    trio.run(fn)  # type: ignore[arg-type]
+def run(main: Callable[..., Awaitable[object]], *args: object, bound: float = TEST_BOUND) -> None:
+    """``trio.run(main, *args)``, failing it with ``trio.TooSlowError`` after ``bound`` seconds."""
 
+    async def bounded() -> None:
+        with trio.fail_after(bound):
+            await main(*args)
 
-skip = pytest.skip
+    trio.run(bounded)
