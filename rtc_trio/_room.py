@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
-import sys
 import threading
 import weakref
 from contextlib import asynccontextmanager
@@ -37,11 +36,23 @@ from rtc_trio._track import RemoteAudioTrack, RemoteTrack, RemoteVideoTrack, Tra
 
 logger = logging.getLogger("rtc_trio")
 
-_NEVER_DROP = sys.maxsize
-"""The room's own route has no count bound: every room event is a state change (a join, a
-publication, a subscription...) and dropping one would let ``remote_participants`` drift from
-the server's with no error. It holds only what arrived while the trio run was busy elsewhere;
-the bounded, drop-oldest buffers are the readers' (:meth:`Room.events`)."""
+ROOM_INBOX_CAPACITY = 4096
+"""Room events waiting for the room's own task, beyond which the oldest *transient* event
+(a data packet, a speaker or quality update, a transcription) is dropped. State events (joins,
+publications, subscriptions, departures...) are never dropped: losing one would let
+``remote_participants`` drift from the server's with no error. They are bounded by what really
+happens in the room, transient ones by this number."""
+_TRANSIENT_EVENTS = frozenset({
+    "data_packet_received", "active_speakers_changed", "connection_quality_changed",
+    "transcription_received", "chat_message", "stream_header_received", "stream_chunk_received",
+    "stream_trailer_received", "data_channel_low_threshold_changed",
+})
+
+
+def _transient(item: tuple[room_pb2.RoomEvent, bytes | None]) -> bool:
+    return item[0].WhichOneof("message") in _TRANSIENT_EVENTS
+
+
 DISCONNECT_TIMEOUT = 10.0
 
 
@@ -246,7 +257,7 @@ class Room:
                 participant.track_publications[publication.sid] = publication
             self._remote_participants[participant.identity] = participant
         self._sub: _router.Subscription[tuple[room_pb2.RoomEvent, bytes | None]] = \
-            _router.subscribe(self._handle.id, _router.Subscription(_NEVER_DROP))
+            _router.subscribe(self._handle.id, _router.Subscription(ROOM_INBOX_CAPACITY, _transient))
         self._nursery: trio.Nursery | None = None  # connect's: the room's own tasks run there
         self._pump_scope = trio.CancelScope(shield=True)  # ended by connect, after disconnecting
 

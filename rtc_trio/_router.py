@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 import trio
 
@@ -92,12 +92,15 @@ class Subscription(Generic[T]):
 
     __slots__ = (
         "key", "capacity", "dropped", "_items", "_ended", "_closed", "_waiter",
-        "_wake_queued", "_inbox", "wake_fd", "_fd_parked",
+        "_wake_queued", "_inbox", "wake_fd", "_fd_parked", "_droppable",
     )
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, droppable: Callable[[T], bool] | None = None) -> None:
+        """``droppable``: when given, only items it accepts are ever dropped; when the buffer
+        is full and none is, it grows (for events that must never be lost)."""
         self.key = 0
         self.capacity = capacity
+        self._droppable = droppable
         self.dropped = 0
         self._items: deque[tuple[T, int]] = deque()
         self._ended = False
@@ -113,11 +116,23 @@ class Subscription(Generic[T]):
         """Buffer ``item``; returns the handle of a dropped item to release, or 0."""
         released = 0
         if len(self._items) >= self.capacity:
-            _, released = self._items.popleft()
-            self.dropped += 1
+            if self._droppable is None:
+                _, released = self._items.popleft()
+                self.dropped += 1
+            else:
+                released = self._drop_oldest_droppable()
         self._items.append((item, handle))
         self._wake()
         return released
+
+    def _drop_oldest_droppable(self) -> int:
+        assert self._droppable is not None
+        for index, (queued, handle) in enumerate(self._items):
+            if self._droppable(queued):
+                del self._items[index]
+                self.dropped += 1
+                return handle
+        return 0
 
     def _end(self) -> None:
         self._ended = True

@@ -19,6 +19,7 @@ import trio.testing
 
 import rtc_trio as rtc
 from rtc_trio import _handles, _router
+from rtc_trio._room import ROOM_INBOX_CAPACITY
 from rtc_trio._participant import MAX_DATA_PAYLOAD
 from rtc_trio._room_events import MAX_EVENT_CAPACITY
 from tests.server import TestServer, participants, require_server
@@ -112,7 +113,7 @@ def test_a_cancelled_publish_leaves_nothing_published() -> None:
 
 # -- the room's state under a burst -----------------------------------------------------
 
-BURST = 5000  # more events than any bound inside rtc_trio (the old room queue held 4096)
+BURST = 5000  # more events than any bound inside rtc_trio
 
 PEER = r"""
 import sys, trio, rtc_trio as rtc
@@ -169,7 +170,8 @@ def _block_until(peer: subprocess.Popen[str], what: str, done: Callable[[], bool
 
 def test_room_state_survives_a_burst_it_could_not_read_in_time() -> None:
     """bob's trio thread is blocked while alice joins and then sends BURST data packets: bob's
-    room receives it all natively before its task can apply any of it, alice's join first.
+    room receives it all natively before its task can apply any of it, alice's join first; its
+    route keeps the join (a state event) and drops the oldest packets beyond its bound.
     Once unblocked, bob's state has alice; a reader that did not read lost its oldest events,
     counted, and kept the newest."""
     server = require_server()
@@ -192,8 +194,10 @@ def test_room_state_survives_a_burst_it_could_not_read_in_time() -> None:
                 got = await wait_for_event(probe, rtc.DataReceived, lambda e: e.topic == "end")
                 assert "alice" in b.remote_participants, "the join was lost in the burst"
                 assert got.participant is b.remote_participants["alice"]
-                assert queued > BURST  # all of it waited in the room's route
-                assert unread.dropped >= BURST + 2 - unread.capacity  # join, burst, end marker
+                # bounded: beyond its capacity the room's route dropped the oldest data packets
+                assert queued <= ROOM_INBOX_CAPACITY
+                assert b._sub.dropped >= BURST + 2 - ROOM_INBOX_CAPACITY  # join, burst, end
+                assert unread.dropped >= queued - unread.capacity
                 kept = [unread.receive_nowait() for _ in range(unread.capacity)]  # it is full
                 assert not any(isinstance(e, rtc.ParticipantConnected) for e in kept)  # oldest went
                 assert any(isinstance(e, rtc.DataReceived) and e.payload == b"end" for e in kept)
