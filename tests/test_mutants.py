@@ -58,6 +58,13 @@ MUTANTS = [
     Mutant("7 trio: a router receive that raced a delivery skips its schedule point",
            "rtc_trio/_router.py", "        if not waited:\n", "        if False:\n",
            ("tests/test_checkpoints.py::test_subscription_receive_checkpoints_when_an_item_arrives_while_it_parks",)),
+    Mutant("5 bounded, state kept: the room's route drops its oldest event, a join among them",
+           "rtc_trio/_router.py", "            if self._droppable is None:\n",
+           "            if True:\n",
+           ("tests/test_room_hardening.py::test_room_state_survives_a_burst_it_could_not_read_in_time",)),
+    Mutant("5 bounded: the room's route never drops anything", "rtc_trio/_router.py",
+           "            if self._droppable(queued):\n", "            if False:\n",
+           ("tests/test_room_hardening.py::test_room_state_survives_a_burst_it_could_not_read_in_time",)),
 ]
 
 
