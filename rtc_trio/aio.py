@@ -210,14 +210,17 @@ class AudioSource:
 
     @property
     def sample_rate(self) -> int:
+        """Samples per second the source takes."""
         return self._source.sample_rate
 
     @property
     def num_channels(self) -> int:
+        """Channels of the frames the source takes."""
         return self._source.num_channels
 
     @property
     def queue_size_ms(self) -> int:
+        """The native queue's length in ms (0: no queue, 10 ms frames only)."""
         return self._source.queue_size_ms
 
     @property
@@ -243,6 +246,7 @@ class LocalAudioTrack(_rtc.LocalAudioTrack):
 
     @classmethod
     def create(cls, name: str, source: AudioSource | _rtc.AudioSource) -> LocalAudioTrack:
+        """A track named ``name`` playing what ``source`` captures; use it as a ``with`` block."""
         inner = source._source if isinstance(source, AudioSource) else source
         return cast(LocalAudioTrack, super().create(name, inner))
 
@@ -279,10 +283,12 @@ class AudioStream(_Stream[AudioFrame]):
 
     @property
     def sample_rate(self) -> int:
+        """Samples per second of the frames received."""
         return self._stream.sample_rate
 
     @property
     def num_channels(self) -> int:
+        """Channels of the frames received."""
         return self._stream.num_channels
 
 
@@ -293,6 +299,7 @@ class VideoStream(_Stream[VideoFrame]):
 
     @property
     def format(self) -> VideoBufferType:
+        """The buffer type of the frames received."""
         return self._stream.format
 
 
