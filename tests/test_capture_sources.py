@@ -91,7 +91,6 @@ def test_a_failed_capture_of_a_quiet_source_is_raised_however_long_it_waited() -
                 async_id = _native.next_async_id()
                 sent = lib.rtc_capture_audio(source._handle.id, async_id, 0, ffi.from_buffer(samples), 1, 16000, 160)
                 assert sent == lib.RTC_CAPTURE_SENT
-                source._pending_id = async_id
                 await trio.sleep(0.5)  # the failure arrives while nobody waits for it
                 _router.sweep_parked(0)  # as happens PARK_SECONDS later
                 with trio.fail_after(10):
@@ -116,8 +115,9 @@ def test_a_failed_capture_of_a_quiet_source_is_raised_however_long_it_waited() -
 
 async def test_a_completion_after_its_source_closed_is_harmless() -> None:
     async with rtc.open_audio_source(queue_size_ms=0) as source:
-        await source.capture_frame(numbered_frame(0))
-        late = source._pending_id
+        late = _native.next_async_id()
+        samples = ffi.from_buffer(numbered_frame(0).data)
+        assert lib.rtc_capture_audio(source._handle.id, late, 0, samples, 1, 48000, 480) == lib.RTC_CAPTURE_SENT
     for error in ("", "failed late"):
         event = ffi_pb2.FfiEvent()
         event.capture_audio_frame.async_id = late
