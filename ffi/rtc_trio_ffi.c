@@ -306,14 +306,18 @@ static bool received_audio_frame(reader r, uint64_t *stream, rtc_audio_frame *fr
    chained hash tables: they grow with the number of sources and nothing one source does can
    displace another's record. A completion is recorded here on the native thread without
    the GIL (a failure with its message), and the producer's next capture finds it with one
-   call; only a completion Python waits for (rtc_capture_settle) goes on to Python. A
-   completion for no record in flight (its source closed) is dropped here. */
+   call. Python never sees a completion: when it must wait for one, rtc_capture_settle
+   parks the record, and the end of the flight writes to the source's eventfd (wake_fd),
+   which trio's I/O poll watches. The outcome stays here until rtc_capture_settle reads
+   it, so a wait given up (cancelled) loses nothing. A completion for no record in flight
+   (its source closed) is dropped here. */
 
 typedef struct capture {
     struct capture *next_source, *next_flight; /* in the buckets of the two indexes */
     uint64_t source, async_id;
-    int state;    /* RTC_CAPTURE_IDLE, _IN_FLIGHT or _FAILED */
-    bool watched; /* Python waits for this completion: it goes on to Python */
+    int state;   /* RTC_CAPTURE_IDLE, _IN_FLIGHT or _FAILED */
+    bool parked; /* Python waits on wake_fd: the end of this flight writes to it */
+    int wake_fd;
     char error[CAPTURE_ERROR_MAX];
 } capture;
 
@@ -354,13 +358,23 @@ static void start_flight(capture *c, uint64_t async_id)
 {
     c->state = RTC_CAPTURE_IN_FLIGHT;
     c->async_id = async_id;
-    c->watched = false;
     capture **slot = flight_slot(async_id);
     c->next_flight = *slot;
     *slot = c;
 }
 
-/* With capture_lock held: c's capture is no longer in flight. */
+/* With capture_lock held: wakes the waiter parked on c, if any. */
+static void wake_parked(capture *c)
+{
+    if (c->parked) { /* under the lock: the fd stays open until the record is closed */
+        uint64_t one = 1;
+        c->parked = false;
+        ssize_t ignored = write(c->wake_fd, &one, sizeof one);
+        (void)ignored; /* EAGAIN: the counter is already non-zero, the waiter wakes */
+    }
+}
+
+/* With capture_lock held: c's capture is no longer in flight; a parked waiter is woken. */
 static void end_flight(capture *c, int state)
 {
     capture **slot = &by_flight[c->async_id % CAPTURE_BUCKETS];
@@ -369,17 +383,19 @@ static void end_flight(capture *c, int state)
     *slot = c->next_flight;
     c->next_flight = NULL;
     c->state = state;
-    c->watched = false;
+    wake_parked(c);
 }
 
-/* RTC_OPENED, RTC_EXISTS or RTC_NO_MEMORY. */
-static int rtc_capture_open(uint64_t source)
+/* RTC_OPENED, RTC_EXISTS or RTC_NO_MEMORY. wake_fd: an eventfd, written when a parked
+   wait ends (see rtc_capture_settle); the caller closes it after rtc_capture_close. */
+static int rtc_capture_open(uint64_t source, int wake_fd)
 {
     pthread_once(&capture_once, capture_init);
     capture *c = calloc(1, sizeof *c);
     if (c == NULL)
         return RTC_NO_MEMORY;
     c->source = source;
+    c->wake_fd = wake_fd;
     pthread_mutex_lock(&capture_lock);
     capture **slot = source_slot(source);
     bool fresh = *slot == NULL;
@@ -391,7 +407,8 @@ static int rtc_capture_open(uint64_t source)
     return fresh ? RTC_OPENED : RTC_EXISTS;
 }
 
-/* Removes the source's record; its completion, if one is still to come, will be dropped. */
+/* Removes the source's record; its completion, if one is still to come, will be dropped.
+   Nothing writes to its wake_fd after this returns. */
 static void rtc_capture_close(uint64_t source)
 {
     pthread_mutex_lock(&capture_lock);
@@ -468,15 +485,16 @@ static int rtc_capture_audio(uint64_t source, uint64_t async_id, int64_t timeout
     return RTC_CAPTURE_REFUSED;
 }
 
-/* The source's capture state. IN_FLIGHT: from now on its completion goes to Python.
-   FAILED: the message is copied to error (NUL-terminated) and the state becomes IDLE. */
+/* The source's capture state. IN_FLIGHT: parks, i.e. the end of this flight will write to
+   wake_fd. FAILED: the message is copied to error (NUL-terminated) and the state becomes
+   IDLE: a failure is reported exactly once. */
 static int rtc_capture_settle(uint64_t source, char *error, size_t error_size)
 {
     pthread_mutex_lock(&capture_lock);
     capture *c = *source_slot(source);
     int state = c ? c->state : RTC_CAPTURE_CLOSED;
     if (state == RTC_CAPTURE_IN_FLIGHT) {
-        c->watched = true;
+        c->parked = true;
     } else if (state == RTC_CAPTURE_FAILED) {
         if (error_size) {
             size_t n = strnlen(c->error, error_size - 1);
@@ -489,26 +507,35 @@ static int rtc_capture_settle(uint64_t source, char *error, size_t error_size)
     return state;
 }
 
-/* Returns true when Python need not see the event. */
-static bool settle_capture(const capture_result *result)
+/* Wakes every parked waiter: after a native panic no completion may come, and a woken
+   waiter finds the library unusable. */
+static void rtc_capture_wake_all(void)
 {
-    bool to_python = false;
+    pthread_mutex_lock(&capture_lock);
+    for (size_t b = 0; b < CAPTURE_BUCKETS; b++)
+        for (capture *c = by_source[b]; c; c = c->next_source)
+            wake_parked(c);
+    pthread_mutex_unlock(&capture_lock);
+}
+
+/* Records a completion in its record: IDLE, or FAILED with its message. One for no record
+   in flight (its source closed, or a refused request) is dropped. */
+static void settle_capture(const capture_result *result)
+{
     pthread_mutex_lock(&capture_lock);
     capture *c = *flight_slot(result->async_id);
     if (c) {
-        to_python = c->watched; /* Python reads the error from the event itself */
-        bool failed = result->error_len > 0 && !to_python;
-        end_flight(c, failed ? RTC_CAPTURE_FAILED : RTC_CAPTURE_IDLE);
+        bool failed = result->error_len > 0;
         if (failed) {
             size_t n = result->error_len < CAPTURE_ERROR_MAX - 1 ? result->error_len : CAPTURE_ERROR_MAX - 1;
             memcpy(c->error, result->error, n);
             c->error[n] = '\0';
         }
+        end_flight(c, failed ? RTC_CAPTURE_FAILED : RTC_CAPTURE_IDLE);
         if (capture_sleepers)
             pthread_cond_broadcast(&capture_cond);
     }
     pthread_mutex_unlock(&capture_lock);
-    return !to_python;
 }
 
 /* --- received audio frames -----------------------------------------------------------------
@@ -716,8 +743,10 @@ static void on_native_event(const uint8_t *data, size_t len)
     if (event_body(data, len, &field, &body)) {
         if (field == capture_field && capture_field) {
             capture_result result;
-            if (read_capture_callback(body, &result) && settle_capture(&result))
+            if (read_capture_callback(body, &result)) {
+                settle_capture(&result);
                 return;
+            }
         } else if (field == audio_event_field && audio_event_field) {
             uint64_t stream;
             rtc_audio_frame frame;

@@ -38,7 +38,9 @@ void rtc_fast_fields(int capture_event, int audio_stream_event, int capture_requ
 #define RTC_CAPTURE_REFUSED ...    /* the native side refused the request */
 #define CAPTURE_ERROR_MAX ...
 
-int rtc_capture_open(uint64_t source);
+/* wake_fd: an eventfd written (no GIL) when the flight a waiter parked on ends; closed by
+   the caller after rtc_capture_close, after which nothing writes to it. */
+int rtc_capture_open(uint64_t source, int wake_fd);
 void rtc_capture_close(uint64_t source);
 /* The state after waiting up to timeout_us for the capture in flight to complete. */
 int rtc_capture_wait(uint64_t source, int64_t timeout_us);
@@ -47,9 +49,11 @@ int rtc_capture_wait(uint64_t source, int64_t timeout_us);
 int rtc_capture_audio(uint64_t source, uint64_t async_id, int64_t timeout_us,
                       const void *samples, uint32_t num_channels, uint32_t sample_rate,
                       uint32_t samples_per_channel);
-/* The state. IN_FLIGHT: from now on the completion goes to Python (routed by async id).
-   FAILED: its message is copied to error (NUL-terminated) and the state becomes IDLE. */
+/* The state. IN_FLIGHT: parked, the end of that flight writes to wake_fd. FAILED: its
+   message is copied to error (NUL-terminated) and the state becomes IDLE (reported once). */
 int rtc_capture_settle(uint64_t source, char *error, size_t error_size);
+/* Writes to the wake_fd of every parked record (after a native panic). */
+void rtc_capture_wake_all(void);
 
 /* Received audio frames, buffered natively per stream without the GIL. */
 typedef struct {

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import trio
 
-from rtc_trio import _native, _router
+from rtc_trio import _native
 from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels
 from rtc_trio._errors import RtcError
 from rtc_trio._ffi import ffi, lib
@@ -25,7 +26,8 @@ class AudioSource:
     One capture is in flight at a time, which keeps frames in order: ``capture_frame``
     sends its frame once the previous one's capture completed, and returns without
     waiting for its own (that wait usually costs nothing by the next call). A native
-    failure of a capture is raised by the next ``capture_frame`` or ``wait_for_playout``.
+    failure of a capture is raised by the next ``capture_frame`` or ``wait_for_playout``,
+    also when a wait for that capture was cancelled.
     """
 
     def __init__(self, handle: NativeHandle, sample_rate: int, num_channels: int, queue_size_ms: int) -> None:
@@ -33,15 +35,19 @@ class AudioSource:
         self.sample_rate = sample_rate
         self.num_channels = num_channels
         self.queue_size_ms = queue_size_ms
-        self._replies: _router.Subscription[Any] = _router.Subscription(2)
         self._spin_us = DIRECT_SPIN_US if queue_size_ms == 0 else 0
-        self._pending_id = 0  # async id of the last capture sent
         self._error = ffi.new("char[]", lib.CAPTURE_ERROR_MAX)
         self._busy = False
+        self._settling = trio.Lock()  # one task at a time waits on the eventfd
         self._queue_end = 0.0  # monotonic time at which the queued audio has played out
-        opened = lib.rtc_capture_open(handle.id)  # its captures' completion state, in C
+        try:
+            self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        except BaseException:
+            handle.release()
+            raise
+        opened = lib.rtc_capture_open(handle.id, self._wake_fd)  # its captures' state, in C
         if opened != lib.RTC_OPENED:
-            self._replies.close()
+            os.close(self._wake_fd)
             handle.release()
             if opened == lib.RTC_NO_MEMORY:
                 raise MemoryError("no memory for the audio source's capture record")
@@ -91,7 +97,7 @@ class AudioSource:
         copies them during the call). A completion is recorded natively in this source's
         record, without Python: usually the previous capture's has come by the next call, or
         comes within ``_spin_us`` (a direct source's captures complete within a thread hop).
-        Otherwise this task parks for its reply.
+        Otherwise this task waits for it in :meth:`_settle_pending`.
         """
         async_id = _native.next_async_id()
         samples = ffi.from_buffer(frame.data)
@@ -105,29 +111,50 @@ class AudioSource:
             if sent == lib.RTC_CAPTURE_REFUSED:  # the previous capture completed: only this one failed
                 raise RtcError("livekit_ffi refused the capture_audio_frame request")
             await self._settle_pending()
-        self._pending_id = async_id
         if self.queue_size_ms:
             self._queue_end = max(self._queue_end, time.monotonic()) + frame.duration
 
     async def _settle_pending(self) -> None:
-        """Wait for the capture in flight to complete; raise its error if it failed."""
+        """Wait until no capture is in flight; raise the last one's failure, exactly once.
+
+        The outcome stays in the source's native record until read here, so a cancelled
+        wait loses nothing. One task at a time waits on the eventfd; another waits its turn
+        and reads the state again.
+        """
+        try:
+            self._settling.acquire_nowait()  # no schedule point when nobody else waits
+        except trio.WouldBlock:
+            await self._settling.acquire()
+        try:
+            while not self._settled():
+                await self._wait_woken()
+        finally:
+            self._settling.release()
+
+    def _settled(self) -> bool:
+        """True if nothing is in flight; False once parked (the flight's end writes the
+        eventfd). Raises the last capture's failure, or if the source is closed."""
         state = lib.rtc_capture_settle(self._handle.id, self._error, len(self._error))
-        if state == lib.RTC_CAPTURE_IDLE:  # it completed meanwhile
-            return
+        if state == lib.RTC_CAPTURE_IDLE:
+            return True
         if state == lib.RTC_CAPTURE_FAILED:
             error = ffi.string(self._error).decode(errors="replace")
             raise RtcError(f"capture_audio_frame failed (previous frame): {error}")
         if state == lib.RTC_CAPTURE_CLOSED:
             raise trio.ClosedResourceError("this audio source is closed")
-        pending = self._pending_id  # its completion now comes to Python
-        _router.expect_once(pending, self._replies)
-        while True:
-            reply = await self._replies.receive()
-            if reply.async_id == pending:
-                break
-            # else the reply of an earlier capture whose wait was cancelled
-        if reply.error:
-            raise RtcError(f"capture_audio_frame failed (previous frame): {reply.error}")
+        _native.check_usable()  # parked; after a native panic the wake-up comes from _on_panic
+        return False
+
+    async def _wait_woken(self) -> None:
+        """Wait for the eventfd the end of the flight writes to (or the source's closing)."""
+        try:
+            await trio.lowlevel.wait_readable(self._wake_fd)
+        except trio.ClosedResourceError:
+            raise trio.ClosedResourceError("this audio source is closed") from None
+        try:
+            os.eventfd_read(self._wake_fd)
+        except BlockingIOError:
+            pass  # a spurious wake-up: nothing was written
 
     def clear_queue(self) -> None:
         """Discard the audio queued natively but not yet played out."""
@@ -147,8 +174,11 @@ class AudioSource:
         await trio.sleep(self.queued_duration)
 
     def _close(self) -> None:
-        lib.rtc_capture_close(self._handle.id)  # a completion still to come is dropped natively
-        self._replies.close()  # and one routed to Python (watched) is dropped by the router
+        lib.rtc_capture_close(self._handle.id)  # from here on nothing writes to the eventfd
+        if self._wake_fd >= 0:
+            trio.lowlevel.notify_closing(self._wake_fd)  # a blocked waiter: ClosedResourceError
+            os.close(self._wake_fd)
+            self._wake_fd = -1
         self._handle.release()
 
 

@@ -203,6 +203,7 @@ def _on_panic(panic: ffi_pb2.Panic) -> None:
     _unusable = error
     logger.critical("%s", error)
     _router.fail_all(error)
+    lib.rtc_capture_wake_all()  # audio sources waiting for a capture that may never complete
 
 
 def _dispose() -> None:

@@ -139,9 +139,9 @@ async def test_a_second_ring_for_a_stream_is_refused_as_such() -> None:
 
 
 def test_a_second_capture_record_for_a_source_is_refused() -> None:
-    assert lib.rtc_capture_open(FAKE_ID) == lib.RTC_OPENED
+    assert lib.rtc_capture_open(FAKE_ID, -1) == lib.RTC_OPENED
     try:
-        assert lib.rtc_capture_open(FAKE_ID) == lib.RTC_EXISTS
+        assert lib.rtc_capture_open(FAKE_ID, -1) == lib.RTC_EXISTS
     finally:
         lib.rtc_capture_close(FAKE_ID)
     lib.rtc_capture_close(FAKE_ID)  # a second close finds nothing

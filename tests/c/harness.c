@@ -7,19 +7,25 @@
                         make_seeds.py) fed to on_native_event, the callback the native threads
                         call, with rings and capture records open: the tables stay consistent,
                         only the two fast-path events are kept from Python, every frame handle
-                        a ring took is popped or dropped exactly once. KEPT: a file to list
+                        a ring took is popped or dropped exactly once, no record is parked
+                        once its flight ended. KEPT: a file to list
                         every event kept from Python with what C read from it, for
                         check_kept.py to compare with protobuf's own decoder
-     oracle DIR N SEED  N generated frame events and capture completions whose outcome is
+     oracle DIR N SEED  N generated frame events and capture operations whose outcome is
                         known: a frame is buffered exactly when it is complete and within
                         bounds, with exactly the values written; a completion changes exactly
-                        its own source's record
+                        its own source's record and never goes to Python; a source's eventfd
+                        is written exactly when a flight it parked on ends (or on wake_all); a
+                        failure is reported by settle exactly once, parked or not
      threads DIR N SEED native-like threads completing captures and buffering frames while
                         others capture, pop, park, open and close rings and records: every
                         frame handle ends exactly once, every capture failure reaches its
-                        source exactly once (or its source closed first)
+                        source exactly once (or its source closed first), also when its
+                        waiter parked and left; a parked waiter is always woken, and nobody
+                        else
      units DIR          result codes (allocation failures injected), ring wrap-around and
-                        wake-ups, the monotonic timed wait, a record closed under a waiter
+                        wake-ups, capture wake-ups (parked, left, not parked, wake_all,
+                        closed), the monotonic timed wait, a record closed under a waiter
      encode DIR N SEED  prints N encode_capture results for check_encode.py
    DIR/fields holds the protocol's field numbers. A failed check prints FAIL and exits 1;
    a sanitizer finding aborts (-fno-sanitize-recover). */
@@ -175,6 +181,22 @@ static bool feed(const uint8_t *data, size_t len)
     return forwarded;
 }
 
+/* The eventfd's counter, reset to 0 (0: nothing was written since the last read). */
+static uint64_t wakeups(int fd)
+{
+    uint64_t count = 0;
+    if (read(fd, &count, sizeof count) != (ssize_t)sizeof count)
+        return 0; /* EAGAIN: not written */
+    return count;
+}
+
+static int new_eventfd(void)
+{
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    CHECK(fd >= 0, "eventfd failed");
+    return fd;
+}
+
 /* --- protobuf writing, independent of the layer's own encoder but for put_varint ---------- */
 
 typedef struct {
@@ -326,7 +348,7 @@ static void check_captures(void)
             CHECK(c->source % CAPTURE_BUCKETS == b, "record of source %" PRIu64 " in bucket %zu", c->source, b);
             CHECK(c->state == RTC_CAPTURE_IDLE || c->state == RTC_CAPTURE_IN_FLIGHT || c->state == RTC_CAPTURE_FAILED,
                   "record in state %d", c->state);
-            CHECK(c->state == RTC_CAPTURE_IN_FLIGHT || !c->watched, "a settled record is watched");
+            CHECK(c->state == RTC_CAPTURE_IN_FLIGHT || !c->parked, "a settled record is parked");
             if (c->state == RTC_CAPTURE_IN_FLIGHT) {
                 in_flight++;
                 capture *x = by_flight[c->async_id % CAPTURE_BUCKETS];
@@ -561,17 +583,21 @@ static void fuzz_ring_op(rng *r, const int *fds)
     }
 }
 
+static int capture_fds[FUZZ_SOURCES];
+
 static void fuzz_capture_op(rng *r)
 {
     uint64_t i = below(r, FUZZ_SOURCES), source = 101 + i;
     char error[CAPTURE_ERROR_MAX];
     int state;
     switch (below(r, 3)) {
-    case 0:
+    case 0: /* parks when in flight; the wake-ups are drained now and then */
         state = rtc_capture_settle(source, error, sizeof error);
         CHECK(state != RTC_CAPTURE_CLOSED, "a record vanished");
         if (state == RTC_CAPTURE_FAILED)
             CHECK(memchr(error, 0, sizeof error) != NULL, "an error message without its end");
+        if (below(r, 2))
+            (void)wakeups(capture_fds[i]);
         break;
     case 1: /* the async ids the seeds complete */
         state = rtc_capture_audio(source, 1001 + i, 0, samples, 1, 48000, 480);
@@ -580,7 +606,7 @@ static void fuzz_capture_op(rng *r)
         break;
     default:
         rtc_capture_close(source);
-        CHECK(rtc_capture_open(source) == RTC_OPENED, "reopen failed");
+        CHECK(rtc_capture_open(source, capture_fds[i]) == RTC_OPENED, "reopen failed");
         break;
     }
 }
@@ -627,7 +653,8 @@ static void fuzz(const char *dir, uint64_t iterations, uint64_t seed_value, cons
         CHECK(rtc_ring_open(s, 1 + (uint32_t)(s % 4), fds[s]) == RTC_OPENED, "open failed");
     }
     for (uint64_t i = 0; i < FUZZ_SOURCES; i++) {
-        CHECK(rtc_capture_open(101 + i) == RTC_OPENED, "open failed");
+        capture_fds[i] = new_eventfd();
+        CHECK(rtc_capture_open(101 + i, capture_fds[i]) == RTC_OPENED, "open failed");
         CHECK(rtc_capture_audio(101 + i, 1001 + i, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "capture failed");
     }
     uint64_t buffered = 0, passed_on = 0, completions = 0;
@@ -667,8 +694,10 @@ static void fuzz(const char *dir, uint64_t iterations, uint64_t seed_value, cons
         rtc_ring_close(s);
         close(fds[s]);
     }
-    for (uint64_t i = 0; i < FUZZ_SOURCES; i++)
+    for (uint64_t i = 0; i < FUZZ_SOURCES; i++) {
         rtc_capture_close(101 + i);
+        close(capture_fds[i]);
+    }
     CHECK(rtc_ring_held() == 0, "frames left after every ring closed");
     CHECK(buffered == fuzz_popped + frame_drops, "%" PRIu64 " frames buffered, %" PRIu64 " popped, %llu dropped",
           buffered, fuzz_popped, (unsigned long long)frame_drops);
@@ -801,11 +830,21 @@ static void oracle_frame(rng *r)
 typedef struct {
     int state;
     uint64_t async_id;
-    bool watched;
+    bool parked; /* settle found the capture in flight: its end writes the fd */
+    bool woken;  /* the fd must have been written since it was last read */
     char error[CAPTURE_ERROR_MAX];
 } record_model;
 
 static record_model models[ORACLE_SOURCES];
+static int model_fds[ORACLE_SOURCES];
+
+/* With the model's record leaving flight (completion or close): a parked waiter is woken. */
+static void model_wake(record_model *m)
+{
+    if (m->parked)
+        m->woken = true;
+    m->parked = false;
+}
 static uint64_t stale_ids[64], next_async_id = 5000;
 static size_t stale_count;
 
@@ -852,13 +891,11 @@ static void oracle_completion(rng *r)
         CHECK(passed_on, "a completion without an async id was kept from Python");
         return;
     }
-    if (target < 0) {
-        CHECK(!passed_on, "a completion of no capture in flight was passed on");
-        return;
-    }
+    CHECK(!passed_on, "a capture completion was passed on to Python");
+    if (target < 0)
+        return; /* dropped: no record in flight has its id */
     record_model *m = &models[target];
-    CHECK(passed_on == m->watched, "a completion was %s", passed_on ? "passed on unwatched" : "kept though watched");
-    if (!m->watched && error[0]) {
+    if (error[0]) { /* recorded, parked or not: settle reports it */
         m->state = RTC_CAPTURE_FAILED;
         size_t n = strnlen(error, CAPTURE_ERROR_MAX - 1); /* what a record keeps */
         memcpy(m->error, error, n);
@@ -866,7 +903,7 @@ static void oracle_completion(rng *r)
     } else {
         m->state = RTC_CAPTURE_IDLE;
     }
-    m->watched = false;
+    model_wake(m);
 }
 
 static void oracle_capture_op(rng *r)
@@ -876,7 +913,7 @@ static void oracle_capture_op(rng *r)
     record_model *m = &models[k];
     char error[CAPTURE_ERROR_MAX];
     int state;
-    switch (below(r, 6)) {
+    switch (below(r, 7)) {
     case 0:
     case 1:
         refuse_next = below(r, 10) == 0;
@@ -899,26 +936,43 @@ static void oracle_capture_op(rng *r)
             CHECK(strcmp(error, m->error) == 0, "the error read back differs");
             m->state = RTC_CAPTURE_IDLE;
         } else if (state == RTC_CAPTURE_IN_FLIGHT) {
-            m->watched = true;
+            m->parked = true; /* whoever parked may leave (a cancelled wait): nothing changes */
         }
         break;
     case 3:
         CHECK(rtc_capture_wait(source, 0) == m->state, "wait disagrees with the model");
         break;
-    case 4:
+    case 4: {
         if (m->state == RTC_CAPTURE_IN_FLIGHT && stale_count < 64)
             stale_ids[stale_count++] = m->async_id;
         rtc_capture_close(source);
-        CHECK(rtc_capture_open(source) == RTC_OPENED, "reopen failed");
+        model_wake(m);
+        bool woken = m->woken;
         memset(m, 0, sizeof *m);
+        m->woken = woken;
+        CHECK(rtc_capture_open(source, model_fds[k]) == RTC_OPENED, "reopen failed");
         break;
+    }
+    case 5:
+        if (below(r, 8) == 0) { /* as after a native panic */
+            rtc_capture_wake_all();
+            for (int i = 0; i < ORACLE_SOURCES; i++)
+                model_wake(&models[i]);
+            break;
+        }
+        /* fall through */
     default:
         oracle_completion(r);
         break;
     }
-    for (int i = 0; i < ORACLE_SOURCES; i++)
+    for (int i = 0; i < ORACLE_SOURCES; i++) {
         CHECK(rtc_capture_wait(201 + (uint64_t)i, 0) == models[i].state, "source %d: state %d, model %d",
               i, rtc_capture_wait(201 + (uint64_t)i, 0), models[i].state);
+        uint64_t count = wakeups(model_fds[i]);
+        CHECK(count == models[i].woken, "source %d: its eventfd was written %" PRIu64 " times, the model says %d",
+              i, count, models[i].woken);
+        models[i].woken = false;
+    }
 }
 
 static void oracle(uint64_t iterations, uint64_t seed_value)
@@ -930,8 +984,10 @@ static void oracle(uint64_t iterations, uint64_t seed_value)
     accept_request = oracle_accept;
     for (uint64_t s = 1; s <= ORACLE_STREAMS; s += 2)
         CHECK(rtc_ring_open(s, 4, -1) == RTC_OPENED, "open failed");
-    for (uint64_t k = 0; k < ORACLE_SOURCES; k++)
-        CHECK(rtc_capture_open(201 + k) == RTC_OPENED, "open failed");
+    for (uint64_t k = 0; k < ORACLE_SOURCES; k++) {
+        model_fds[k] = new_eventfd();
+        CHECK(rtc_capture_open(201 + k, model_fds[k]) == RTC_OPENED, "open failed");
+    }
     for (uint64_t it = 0; it < iterations; it++) {
         if (below(&r, 2))
             oracle_frame(&r);
@@ -944,8 +1000,10 @@ static void oracle(uint64_t iterations, uint64_t seed_value)
     }
     for (uint64_t s = 1; s <= ORACLE_STREAMS; s += 2)
         rtc_ring_close(s);
-    for (uint64_t k = 0; k < ORACLE_SOURCES; k++)
+    for (uint64_t k = 0; k < ORACLE_SOURCES; k++) {
         rtc_capture_close(201 + k);
+        close(model_fds[k]);
+    }
     check_captures();
     for (uint64_t h = ORACLE_HANDLES; h < oracle_next_handle; h++)
         CHECK(oracle_fates[h - ORACLE_HANDLES] == 1, "handle %" PRIu64 " ended %d times", h, oracle_fates[h - ORACLE_HANDLES]);
@@ -1038,7 +1096,6 @@ static void *ring_toggler(void *arg)
 
 /* Captures: ids name their thread; some fail, some are refused. */
 static uint64_t capture_id(uint64_t t, uint64_t n) { return UINT64_C(1) << 62 | t << 40 | n; }
-static uint64_t id_thread(uint64_t id) { return (id >> 40) & 0xff; }
 static bool failing(uint64_t id) { return (id & 0xffffffffff) % 97 == 3; }
 static bool refused(uint64_t id) { return (id & 0xffffffffff) % 211 == 5; }
 
@@ -1055,16 +1112,6 @@ static pthread_mutex_t bag_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t *bag; /* captures sent, not completed yet */
 static size_t bag_count;
 
-typedef struct {
-    pthread_mutex_t lock;
-    pthread_cond_t arrived;
-    uint64_t async_id; /* a completion passed on to Python (0: none yet) */
-    bool failed;
-    char error[400];
-} mailbox;
-
-static mailbox mailboxes[T_CAPTURERS];
-
 static bool thread_accept(const uint8_t *data, size_t len)
 {
     uint64_t async_id;
@@ -1079,68 +1126,52 @@ static bool thread_accept(const uint8_t *data, size_t len)
 
 static void thread_python(const uint8_t *data, size_t len)
 {
-    if (feeding) { /* a frame: Python's now */
-        fate(feeding);
-        return;
-    }
-    uint32_t field;
-    reader body;
-    capture_result result;
-    CHECK(event_body(data, len, &field, &body) && field == capture_field && read_capture_callback(body, &result),
-          "an unexpected event was passed on");
-    uint64_t t = id_thread(result.async_id);
-    CHECK(t < T_CAPTURERS, "a stray completion was passed on");
-    mailbox *m = &mailboxes[t];
-    pthread_mutex_lock(&m->lock);
-    CHECK(m->async_id == 0, "two completions passed on for one wait");
-    m->async_id = result.async_id;
-    m->failed = result.error_len > 0;
-    snprintf(m->error, sizeof m->error, "%.*s", (int)result.error_len, (const char *)result.error);
-    pthread_cond_signal(&m->arrived);
-    pthread_mutex_unlock(&m->lock);
+    (void)data;
+    (void)len;
+    CHECK(feeding != 0, "an event other than a frame was passed on to Python");
+    fate(feeding); /* a frame: Python's now */
 }
 
-/* As AudioSource._settle_pending: the state of the capture in flight, its failure counted. */
-static void settle(uint64_t t, uint64_t source, uint64_t in_flight, uint64_t *observed)
+/* As AudioSource._settle_pending: until nothing is in flight, a failure counted. A wait is
+   sometimes given up after parking (a cancelled task): the outcome then waits in the record
+   for the next call. *parked: parked since the fd was last drained (else a wake-up is one
+   nobody parked for). Returns false when given up. */
+static bool settle(rng *r, uint64_t source, int fd, bool *parked, uint64_t in_flight, uint64_t *observed)
 {
     char error[CAPTURE_ERROR_MAX], want[400];
     failure_message(in_flight, want, sizeof want);
-    int state = rtc_capture_settle(source, error, sizeof error);
-    if (state == RTC_CAPTURE_IDLE)
-        return;
-    if (state == RTC_CAPTURE_FAILED) {
-        CHECK(failing(in_flight) && strncmp(error, want, CAPTURE_ERROR_MAX - 1) == 0,
-              "capture %" PRIu64 " failed with \"%s\"", in_flight, error);
-        ++*observed;
-        return;
+    for (;;) {
+        if (!*parked)
+            CHECK(wakeups(fd) == 0, "source %" PRIu64 "'s eventfd was written, nobody parked", source);
+        int state = rtc_capture_settle(source, error, sizeof error);
+        if (state == RTC_CAPTURE_IDLE || state == RTC_CAPTURE_FAILED) {
+            (void)wakeups(fd); /* a write its flight owed was made before it ended */
+            *parked = false;
+            if (state == RTC_CAPTURE_FAILED) {
+                CHECK(failing(in_flight) && strncmp(error, want, CAPTURE_ERROR_MAX - 1) == 0,
+                      "capture %" PRIu64 " failed with \"%s\"", in_flight, error);
+                ++*observed;
+            }
+            return true;
+        }
+        CHECK(state == RTC_CAPTURE_IN_FLIGHT, "settle returned %d", state);
+        *parked = true;
+        if (below(r, 4) == 0)
+            return false; /* cancelled: the record stays parked */
+        struct pollfd p = {fd, POLLIN, 0};
+        CHECK(poll(&p, 1, 30000) == 1, "the end of capture %" PRIu64 " never woke its waiter", in_flight);
+        CHECK(wakeups(fd) >= 1, "a readable eventfd without a count");
     }
-    CHECK(state == RTC_CAPTURE_IN_FLIGHT, "settle returned %d", state);
-    mailbox *m = &mailboxes[t];
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 30;
-    pthread_mutex_lock(&m->lock);
-    while (m->async_id == 0)
-        CHECK(pthread_cond_timedwait(&m->arrived, &m->lock, &deadline) != ETIMEDOUT,
-              "the completion of capture %" PRIu64 " never came to Python", in_flight);
-    CHECK(m->async_id == in_flight, "Python got capture %" PRIu64 "'s completion, waited for %" PRIu64,
-          m->async_id, in_flight);
-    if (m->failed) {
-        CHECK(failing(in_flight) && strcmp(m->error, want) == 0, "capture %" PRIu64 " failed", in_flight);
-        ++*observed;
-    } else {
-        CHECK(!failing(in_flight), "capture %" PRIu64 "'s failure was lost", in_flight);
-    }
-    m->async_id = 0;
-    pthread_mutex_unlock(&m->lock);
 }
 
 static void *capturer_thread(void *arg)
 {
     uint64_t t = (uint64_t)(uintptr_t)arg, source = 7000 + t, in_flight = 0;
     uint64_t expected = 0, observed = 0, abandoned = 0;
+    bool parked = false;
+    int fd = new_eventfd();
     rng r = seeded(4000 + t);
-    CHECK(rtc_capture_open(source) == RTC_OPENED, "open failed");
+    CHECK(rtc_capture_open(source, fd) == RTC_OPENED, "open failed");
     for (uint64_t n = 1; n <= captures_per_thread; n++) {
         uint64_t async_id = capture_id(t, n);
         for (;;) {
@@ -1156,22 +1187,25 @@ static void *capturer_thread(void *arg)
                 break;
             }
             CHECK(state == RTC_CAPTURE_IN_FLIGHT || state == RTC_CAPTURE_FAILED, "capture returned %d", state);
-            settle(t, source, in_flight, &observed);
+            settle(&r, source, fd, &parked, in_flight, &observed);
         }
-        if (n % 997 == 0) { /* the source closes with a capture perhaps in flight */
+        if (n % 997 == 0) { /* the source closes with a capture perhaps in flight, perhaps parked */
             if (rtc_capture_wait(source, 0) != RTC_CAPTURE_IDLE && failing(in_flight))
                 abandoned++;
-            rtc_capture_close(source);
-            CHECK(rtc_capture_open(source) == RTC_OPENED, "reopen failed");
+            rtc_capture_close(source); /* nothing writes to fd after this */
+            (void)wakeups(fd);
+            parked = false;
+            CHECK(rtc_capture_open(source, fd) == RTC_OPENED, "reopen failed");
         }
     }
-    int state;
-    while ((state = rtc_capture_wait(source, 100000)) == RTC_CAPTURE_IN_FLIGHT)
+    while (rtc_capture_wait(source, 100000) == RTC_CAPTURE_IN_FLIGHT)
         ;
-    settle(t, source, in_flight, &observed);
+    while (!settle(&r, source, fd, &parked, in_flight, &observed))
+        ;
     CHECK(expected == observed + abandoned, "thread %" PRIu64 ": %" PRIu64 " failures sent, %" PRIu64
           " seen, %" PRIu64 " abandoned", t, expected, observed, abandoned);
     rtc_capture_close(source);
+    close(fd);
     atomic_fetch_add(&capturers_done, 1);
     return NULL;
 }
@@ -1199,11 +1233,13 @@ static void *completer_thread(void *arg)
             sched_yield();
         failure_message(async_id, error, sizeof error);
         capture_event(&o, async_id, failing(async_id) ? error : below(&r, 10) == 0 ? "" : NULL);
-        feed(o.b, o.n);
+        CHECK(!feed(o.b, o.n), "a capture completion was passed on to Python");
         if (below(&r, 50) == 0) { /* a completion of nothing in flight */
             capture_event(&o, UINT64_C(1) << 61 | rand64(&r) >> 4, below(&r, 2) ? "late" : NULL);
             CHECK(!feed(o.b, o.n), "a stray completion was passed on");
         }
+        if (below(&r, 64) == 0)
+            rtc_capture_wake_all(); /* as after a native panic: wakes only parked waiters */
     }
     return NULL;
 }
@@ -1218,10 +1254,6 @@ static void threads(uint64_t scale, uint64_t seed_value)
     frame_dropped = fate;
     python_event = thread_python;
     accept_request = thread_accept;
-    for (int t = 0; t < T_CAPTURERS; t++) {
-        pthread_mutex_init(&mailboxes[t].lock, NULL);
-        pthread_cond_init(&mailboxes[t].arrived, NULL);
-    }
     for (int s = 0; s <= T_STREAMS; s++)
         ring_fds[s] = -1;
     pthread_t frames[T_FRAME_THREADS], consumers[T_CONSUMERS], toggler, capturers[T_CAPTURERS],
@@ -1362,7 +1394,7 @@ static void *late_completer(void *arg)
     wbuf o;
     usleep(20000);
     capture_event(&o, (uint64_t)(uintptr_t)arg, NULL);
-    CHECK(!feed(o.b, o.n), "an unwatched completion was passed on");
+    CHECK(!feed(o.b, o.n), "a completion was passed on");
     return NULL;
 }
 
@@ -1370,9 +1402,10 @@ static void unit_captures(void)
 {
     char error[CAPTURE_ERROR_MAX];
     wbuf o;
+    int fd = new_eventfd(), fd8 = new_eventfd();
     atomic_store(&failing_allocs, 1);
-    CHECK(rtc_capture_open(5) == RTC_NO_MEMORY, "allocation failure not reported");
-    CHECK(rtc_capture_open(5) == RTC_OPENED && rtc_capture_open(5) == RTC_EXISTS, "open codes");
+    CHECK(rtc_capture_open(5, fd) == RTC_NO_MEMORY, "allocation failure not reported");
+    CHECK(rtc_capture_open(5, fd) == RTC_OPENED && rtc_capture_open(5, -1) == RTC_EXISTS, "open codes");
     CHECK(rtc_capture_audio(6, 99, 0, samples, 1, 48000, 480) == RTC_CAPTURE_CLOSED, "captured with no record");
 
     accept_request = refuse_all;
@@ -1398,31 +1431,67 @@ static void unit_captures(void)
     memset(long_error, 'e', 300);
     long_error[300] = '\0';
     capture_event(&o, 101, long_error);
-    CHECK(!feed(o.b, o.n), "an unwatched failure was passed on");
+    CHECK(!feed(o.b, o.n), "a failure was passed on");
+    CHECK(wakeups(fd) == 0, "a wake-up nobody parked for");
     CHECK(rtc_capture_audio(5, 102, 0, samples, 1, 48000, 480) == RTC_CAPTURE_FAILED, "sent past a failure");
     CHECK(rtc_capture_settle(5, error, sizeof error) == RTC_CAPTURE_FAILED, "failure not reported");
     CHECK(strlen(error) == CAPTURE_ERROR_MAX - 1 && strspn(error, "e") == CAPTURE_ERROR_MAX - 1, "message mangled");
     CHECK(rtc_capture_settle(5, error, sizeof error) == RTC_CAPTURE_IDLE, "failure reported twice");
 
-    /* watched: the completion goes to Python */
+    /* parked: the end of the flight writes the eventfd once; the outcome stays in the record */
     CHECK(rtc_capture_audio(5, 103, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
     CHECK(rtc_capture_settle(5, error, sizeof error) == RTC_CAPTURE_IN_FLIGHT, "not in flight");
-    capture_event(&o, 103, "watched failure");
-    CHECK(feed(o.b, o.n), "a watched completion was kept from Python");
-    CHECK(rtc_capture_wait(5, 0) == RTC_CAPTURE_IDLE, "a completion passed on left its record busy");
+    CHECK(rtc_capture_settle(5, error, sizeof error) == RTC_CAPTURE_IN_FLIGHT, "not in flight");
+    CHECK(wakeups(fd) == 0, "woken before the completion");
+    capture_event(&o, 103, "parked failure");
+    CHECK(!feed(o.b, o.n), "a parked completion was passed on");
+    CHECK(wakeups(fd) == 1, "the parked wait was not woken, once");
+    /* the waiter left (a cancelled wait) without reading: the next call reports the failure */
+    CHECK(rtc_capture_audio(5, 104, 0, samples, 1, 48000, 480) == RTC_CAPTURE_FAILED, "sent past a failure");
+    CHECK(rtc_capture_settle(5, error, sizeof error) == RTC_CAPTURE_FAILED && strcmp(error, "parked failure") == 0,
+          "the failure of a parked wait was lost");
+    CHECK(rtc_capture_settle(5, error, sizeof error) == RTC_CAPTURE_IDLE, "failure reported twice");
+    CHECK(wakeups(fd) == 0, "a wake-up nobody parked for");
 
-    /* a completion after its source closed */
+    /* not parked: the end of the flight writes nothing */
     CHECK(rtc_capture_audio(5, 104, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
-    rtc_capture_close(5);
-    capture_event(&o, 104, "late");
+    capture_event(&o, 104, NULL);
+    CHECK(!feed(o.b, o.n), "a completion was passed on");
+    CHECK(wakeups(fd) == 0 && rtc_capture_wait(5, 0) == RTC_CAPTURE_IDLE, "a wake-up nobody parked for");
+
+    /* wake_all (after a panic) wakes the parked records only, once, and leaves them in flight */
+    CHECK(rtc_capture_open(8, fd8) == RTC_OPENED, "open failed");
+    CHECK(rtc_capture_audio(5, 105, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
+    CHECK(rtc_capture_audio(8, 106, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
+    CHECK(rtc_capture_settle(5, error, sizeof error) == RTC_CAPTURE_IN_FLIGHT, "not in flight");
+    rtc_capture_wake_all();
+    rtc_capture_wake_all();
+    CHECK(wakeups(fd) == 1 && wakeups(fd8) == 0, "wake_all woke other than the parked records, or twice");
+    CHECK(rtc_capture_wait(5, 0) == RTC_CAPTURE_IN_FLIGHT, "wake_all ended a flight");
+    capture_event(&o, 105, NULL);
+    CHECK(!feed(o.b, o.n) && wakeups(fd) == 0, "woken again after wake_all");
+
+    /* closed while parked: woken; a completion after its source closed writes nothing */
+    CHECK(rtc_capture_settle(8, error, sizeof error) == RTC_CAPTURE_IN_FLIGHT, "not in flight");
+    rtc_capture_close(8);
+    CHECK(wakeups(fd8) == 1, "closed under a parked wait without waking it");
+    capture_event(&o, 106, "late");
     CHECK(!feed(o.b, o.n), "a completion for a closed source was passed on");
+    CHECK(wakeups(fd8) == 0, "a closed record's eventfd was written");
+    CHECK(rtc_capture_audio(5, 107, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
+    rtc_capture_close(5);
+    capture_event(&o, 107, "late");
+    CHECK(!feed(o.b, o.n), "a completion for a closed source was passed on");
+    CHECK(wakeups(fd) == 0, "a wake-up nobody parked for");
     check_captures();
+    close(fd);
+    close(fd8);
 
     /* a record closed under a thread waiting on it */
     pthread_t thread;
     waiter_source = 6;
-    CHECK(rtc_capture_open(6) == RTC_OPENED, "open failed");
-    CHECK(rtc_capture_audio(6, 105, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
+    CHECK(rtc_capture_open(6, -1) == RTC_OPENED, "open failed");
+    CHECK(rtc_capture_audio(6, 108, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
     start = now_s();
     pthread_create(&thread, NULL, waiter, NULL);
     usleep(20000);
@@ -1431,10 +1500,10 @@ static void unit_captures(void)
     CHECK(atomic_load(&waiter_state) == RTC_CAPTURE_CLOSED && now_s() - start < 4, "the waiter did not see the close");
 
     /* a completion wakes a waiter */
-    CHECK(rtc_capture_open(7) == RTC_OPENED, "open failed");
-    CHECK(rtc_capture_audio(7, 106, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
+    CHECK(rtc_capture_open(7, -1) == RTC_OPENED, "open failed");
+    CHECK(rtc_capture_audio(7, 109, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
     start = now_s();
-    pthread_create(&thread, NULL, late_completer, (void *)(uintptr_t)106);
+    pthread_create(&thread, NULL, late_completer, (void *)(uintptr_t)109);
     CHECK(rtc_capture_wait(7, 5000000) == RTC_CAPTURE_IDLE && now_s() - start < 4, "the completion did not wake the wait");
     pthread_join(thread, NULL);
     rtc_capture_close(7);
