@@ -159,7 +159,7 @@ def _owned_handle(event: room_pb2.RoomEvent, which: str) -> tuple[int, bytes | N
         return _handles.acquire(event.track_subscribed.track.handle.id), None
     if which == "local_track_republished":
         handle = event.local_track_republished.publication_handle
-        return (0 if handle in _handles._held else _handles.acquire(handle)), None
+        return (0 if _handles.is_held(handle) else _handles.acquire(handle)), None
     if which == "data_packet_received" and event.data_packet_received.HasField("user"):
         owned = event.data_packet_received.user.data
         handle = _handles.acquire(owned.handle.id)
