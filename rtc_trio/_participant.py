@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import trio
 
-from rtc_trio import _native, _router
+from rtc_trio import _native
 from rtc_trio._errors import RtcError
 from rtc_trio._handles import NativeHandle
 from rtc_trio._proto import ffi_pb2, participant_pb2, room_pb2, track_pb2
-from rtc_trio._track import (
-    LocalAudioTrack, LocalVideoTrack, RemoteTrack, Track, TrackKind, TrackSource,
-)
+from rtc_trio._stream_follow import FollowableParticipant
+from rtc_trio._track import LocalAudioTrack, LocalVideoTrack, RemoteTrack, Track, TrackKind, TrackSource
 
 if TYPE_CHECKING:
     from rtc_trio._room import Room
@@ -153,27 +151,23 @@ class Participant:
         return f"{type(self).__name__}({self.identity!r}, sid={self.sid!r})"
 
 
-class RemoteParticipant(Participant):
+class RemoteParticipant(Participant, FollowableParticipant):
     """Another participant; open its media with ``open_audio_stream(participant=...)``."""
 
     track_publications: dict[str, RemoteTrackPublication]  # type: ignore[assignment]
 
     def __init__(self, owned: participant_pb2.OwnedParticipant) -> None:
-        super().__init__(owned)
-        self._left = False
-        self._stream_keys: set[int] = set()
-        self._streamed = False  # a participant stream was opened: keep the handle to room close
+        Participant.__init__(self, owned)
+        FollowableParticipant.__init__(self)
 
     @property
     def connected(self) -> bool:
         """False once the room applied the participant's departure (or closed)."""
-        return not self._left
+        return not self._gone
 
     def _leave(self) -> None:
         """The participant left: its streams end; its handle goes now or with the room."""
-        self._left = True
-        for key in list(self._stream_keys):
-            _router.end(key)
+        self._go()
         if not self._streamed:
             self._handle.release()
 
@@ -335,53 +329,3 @@ class LocalParticipant(Participant):
         callback = await _native.request_async(req, name)
         if callback.HasField("error"):
             raise RtcError(f"{name} failed: {callback.error}")
-
-
-# -- streams that follow a remote track or participant ------------------------------------
-
-def check_stream_source(
-    function: str, track: object, participant: object, track_source: object, kind: TrackKind
-) -> RemoteParticipant | None:
-    """Exactly one of ``track`` / ``participant`` (with ``track_source``); the participant, if any."""
-    if (track is None) == (participant is None):
-        raise TypeError(f"{function} takes exactly one of a track or participant=")
-    if participant is None:
-        if track_source is not None:
-            raise TypeError("track_source goes with participant=, not with a track")
-        if not isinstance(track, Track):
-            raise TypeError(f"{function} takes a track, not {type(track).__name__}")
-        if track.kind != kind:
-            raise TypeError(f"{track!r} is not an {kind.name.lower()} track"
-                            if kind == TrackKind.AUDIO else f"{track!r} is not a video track")
-        return None
-    if not isinstance(participant, RemoteParticipant):
-        raise TypeError(f"participant must be a RemoteParticipant, not {type(participant).__name__}")
-    if not isinstance(track_source, TrackSource):
-        raise TypeError("participant= needs track_source=, a TrackSource")
-    return participant
-
-
-def check_stream_open(track: Track | None, participant: RemoteParticipant | None) -> None:
-    if participant is not None:
-        if participant._left or participant._handle.released:
-            raise trio.ClosedResourceError(f"{participant!r} has left the room")
-    elif track is not None:
-        track._check_open()
-
-
-@contextlib.contextmanager
-def stream_scope(track: Track | None, participant: RemoteParticipant | None, key: int) -> Iterator[None]:
-    """While the block runs, the stream ``key`` ends when its remote track or participant goes."""
-    if participant is not None:
-        participant._streamed = True
-        keys = participant._stream_keys
-    elif isinstance(track, RemoteTrack):
-        keys = track._stream_keys
-    else:
-        yield  # a local track: releasing it ends its streams natively
-        return
-    keys.add(key)
-    try:
-        yield
-    finally:
-        keys.discard(key)

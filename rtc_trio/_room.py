@@ -588,9 +588,7 @@ class Room:
             for publication in remote.track_publications.values():
                 if publication.track is not None:
                     publication.track.close()
-            remote._left = True
-            for key in list(remote._stream_keys):
-                _router.end(key)
+            remote._go()
 
     # -- closing ----------------------------------------------------------------------------
     async def _disconnect(self) -> None:
