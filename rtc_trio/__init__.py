@@ -6,9 +6,9 @@ from rtc_trio._audio_stream import AudioStream, open_audio_stream
 from rtc_trio._errors import RtcError
 from rtc_trio._stream import StreamStatistics
 from rtc_trio._router import sweep_parked as _sweep_parked
-from rtc_trio._participant import (
-    LocalParticipant, LocalTrackPublication, Participant, RemoteParticipant,
-    RemoteTrackPublication, TrackPublication, TrackPublishOptions,
+from rtc_trio._participant import LocalParticipant, Participant, RemoteParticipant
+from rtc_trio._publications import (
+    LocalTrackPublication, RemoteTrackPublication, TrackPublication, TrackPublishOptions,
 )
 from rtc_trio._room import ConnectError, Room, connect
 from rtc_trio._room_events import (

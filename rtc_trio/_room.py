@@ -27,10 +27,8 @@ from rtc_trio import _handles, _native, _router
 from rtc_trio import _room_events as ev
 from rtc_trio._errors import RtcError
 from rtc_trio._handles import NativeHandle
-from rtc_trio._participant import (
-    LocalParticipant, LocalTrackPublication, Participant, RemoteParticipant,
-    RemoteTrackPublication,
-)
+from rtc_trio._participant import LocalParticipant, Participant, RemoteParticipant, RoomLink
+from rtc_trio._publications import LocalTrackPublication, RemoteTrackPublication
 from rtc_trio._proto import ffi_pb2, participant_pb2, room_pb2, track_pb2
 from rtc_trio._track import RemoteAudioTrack, RemoteTrack, RemoteVideoTrack, TrackKind
 
@@ -240,13 +238,11 @@ class Room:
         self.metadata: str = info.metadata
         self.connection_state = ev.ConnectionState.CONNECTED
         self.disconnect_reason: ev.DisconnectReason | None = None
-        self._closed = False
         self._iterators: weakref.WeakSet[ev.RoomEvents] = weakref.WeakSet()
         self._remote_participants: dict[str, RemoteParticipant] = {}
-        self._unpublished: dict[str, LocalTrackPublication] = {}
-        self._published_early: set[str] = set()
         self._eos = trio.Event()
-        self.local_participant = LocalParticipant(result.local_participant, self)
+        self._link = RoomLink(MappingProxyType(self._remote_participants), self._announce_local)
+        self.local_participant = LocalParticipant(result.local_participant, self._link)
         self._own(self.local_participant._handle)
         for entry in result.participants:
             participant = RemoteParticipant(entry.participant)
@@ -258,7 +254,6 @@ class Room:
             self._remote_participants[participant.identity] = participant
         self._sub: _router.Subscription[tuple[room_pb2.RoomEvent, bytes | None]] = \
             _router.subscribe(self._handle.id, _router.Subscription(ROOM_INBOX_CAPACITY, _transient))
-        self._nursery: trio.Nursery | None = None  # connect's: the room's own tasks run there
         self._pump_scope = trio.CancelScope(shield=True)  # ended by connect, after disconnecting
 
     def _own(self, handle: NativeHandle) -> NativeHandle:
@@ -291,7 +286,7 @@ class Room:
         if not 1 <= capacity <= ev.MAX_EVENT_CAPACITY:
             raise ValueError(f"capacity must be between 1 and {ev.MAX_EVENT_CAPACITY}, got {capacity}")
         iterator = ev.RoomEvents(capacity)
-        if self._closed or self._eos.is_set():
+        if self._link.closed or self._eos.is_set():
             iterator._end()
         else:
             self._iterators.add(iterator)
@@ -382,17 +377,7 @@ class Room:
             found.track = track
             return ev.TrackSubscribed(track, found, remote)
         if which == "local_track_republished":
-            local_publication = self.local_participant.track_publications.pop(msg.previous_sid, None)
-            if local_publication is None:
-                _handles.release(msg.publication_handle)
-            else:
-                if local_publication._handle.id != msg.publication_handle:
-                    local_publication._handle.release()
-                    local_publication._handle = self._own(NativeHandle(msg.publication_handle))
-                local_publication._update(msg.info)
-                self.local_participant.track_publications[local_publication.sid] = local_publication
-                if local_publication.track is not None:
-                    local_publication.track.sid = local_publication.sid
+            self.local_participant._republished(msg)
             return ev.OtherRoomEvent(which, msg)
         if which == "participant_disconnected":
             remote = self._remote_participants.pop(msg.participant_identity, None)
@@ -405,15 +390,10 @@ class Room:
             remote = self._remote_participants.get(msg.participant_identity)
             return ev.ParticipantActive(remote) if remote is not None else None
         if which == "local_track_published":
-            local_publication = self.local_participant.track_publications.get(msg.track_sid)
-            if local_publication is None:  # its publish_track call has not resumed yet
-                self._published_early.add(msg.track_sid)
-                return None
-            return ev.LocalTrackPublished(local_publication)
+            local_publication = self.local_participant._published_natively(msg.track_sid)
+            return ev.LocalTrackPublished(local_publication) if local_publication is not None else None
         if which == "local_track_unpublished":
-            self._published_early.discard(msg.publication_sid)
-            self._drop_local_publication(msg.publication_sid)
-            gone = self._unpublished.pop(msg.publication_sid, None)
+            gone = self.local_participant._unpublished_natively(msg.publication_sid)
             return ev.LocalTrackUnpublished(gone) if gone is not None else None
         if which == "local_track_subscribed":
             local_publication = self.local_participant.track_publications.get(msg.track_sid)
@@ -504,80 +484,8 @@ class Room:
             publication._handle.release()
         remote._leave()
 
-    def _add_local_publication(self, publication: LocalTrackPublication) -> None:
-        self.local_participant.track_publications[publication.sid] = publication
-        self._own(publication._handle)
-        if publication.sid in self._published_early:
-            self._published_early.discard(publication.sid)
-            self._emit(ev.LocalTrackPublished(publication))
-
-    async def _publish(self, req: ffi_pb2.FfiRequest) -> room_pb2.PublishTrackCallback:
-        """Send ``req`` (a PublishTrackRequest) and return its reply.
-
-        Cancelled after the request went out, the track would still be published once the
-        native side completes: the reply is handed to a task of the room's nursery, which
-        unpublishes the track when it comes. A cancelled publish ends with nothing published.
-        """
-        async_id = _native.next_async_id()
-        req.publish_track.request_async_id = async_id
-        reply: _router.Subscription[room_pb2.PublishTrackCallback] = _router.Subscription(1)
-        _router.expect_once(async_id, reply)
-        try:
-            _native.request(req)
-        except BaseException:
-            reply.close()
-            raise
-        try:
-            callback = await reply.receive()
-        except BaseException:
-            self._unpublish_when_published(reply)
-            raise
-        reply.close()
-        return callback
-
-    def _unpublish_when_published(self, reply: _router.Subscription[room_pb2.PublishTrackCallback]) -> None:
-        if self._nursery is None:  # the block is over: its disconnect unpublished everything
-            reply.close()  # a late reply's handle is released on arrival
-            return
-        self._nursery.start_soon(self._unpublish_late, reply)
-
-    async def _unpublish_late(self, reply: _router.Subscription[room_pb2.PublishTrackCallback]) -> None:
-        """Wait for the reply of a cancelled publish; unpublish what it published."""
-        try:
-            callback = await reply.receive()
-        except RtcError:  # the native library failed: nothing was published that can be undone
-            return
-        finally:
-            reply.close()
-        if callback.WhichOneof("message") != "publication":
-            return
-        owned = callback.publication  # its handle is ours (recorded by _on_publish_track)
-        try:
-            req = ffi_pb2.FfiRequest()
-            req.unpublish_track.local_participant_handle = self.local_participant._handle.id
-            req.unpublish_track.track_sid = owned.info.sid
-            req.unpublish_track.stop_on_unpublish = False
-            result = await _native.request_async(req, "unpublish_track")
-            if result.HasField("error"):
-                logger.warning("rtc_trio could not unpublish %s after its publish_track was "
-                               "cancelled: %s", owned.info.sid, result.error)
-            else:
-                logger.debug("unpublished track %r (%s): its publish_track was cancelled",
-                             owned.info.name, owned.info.sid)
-        except RtcError as error:
-            logger.warning("rtc_trio could not unpublish %s after its publish_track was "
-                           "cancelled: %s", owned.info.sid, error)
-        finally:
-            _handles.release(owned.handle.id)
-            self._published_early.discard(owned.info.sid)
-
-    def _drop_local_publication(self, sid: str) -> None:
-        publication = self.local_participant.track_publications.pop(sid, None)
-        if publication is not None:
-            publication._handle.release()
-            self._unpublished[sid] = publication
-            while len(self._unpublished) > 64:
-                self._unpublished.pop(next(iter(self._unpublished)))
+    def _announce_local(self, publication: LocalTrackPublication) -> None:
+        self._emit(ev.LocalTrackPublished(publication))
 
     def _connection_lost(self, reason: ev.DisconnectReason) -> None:
         """The room is disconnected: every remote track and participant stream ends."""
@@ -606,9 +514,9 @@ class Room:
 
     def _close(self) -> None:
         """Release everything the room holds; end its iterators and streams."""
-        if self._closed:
+        if self._link.closed:
             return
-        self._closed = True
+        self._link.closed = True
         self._sub.close()
         if self.connection_state != ev.ConnectionState.DISCONNECTED or self.disconnect_reason is None:
             self._connection_lost(ev.DisconnectReason.CLIENT_INITIATED)
@@ -616,6 +524,7 @@ class Room:
         for remote in self._remote_participants.values():
             for publication in remote.track_publications.values():
                 publication.track = None
+        self.local_participant._close()
         for handle in self._owned:
             handle.release()
         self._owned.clear()
@@ -674,7 +583,7 @@ async def connect(
         raise
     try:
         async with trio.open_nursery() as nursery:
-            room._nursery = nursery
+            room._link.nursery = nursery
             nursery.start_soon(room._pump)
             try:
                 ready = ffi_pb2.FfiRequest()
@@ -684,7 +593,7 @@ async def connect(
             finally:
                 with trio.CancelScope(shield=True):
                     await room._disconnect()
-                room._nursery = None
+                room._link.nursery = None
                 room._pump_scope.cancel()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:

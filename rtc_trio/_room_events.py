@@ -9,9 +9,8 @@ from typing import Any, Union
 
 import trio
 
-from rtc_trio._participant import (
-    LocalTrackPublication, Participant, RemoteParticipant, RemoteTrackPublication,
-)
+from rtc_trio._participant import Participant, RemoteParticipant
+from rtc_trio._publications import LocalTrackPublication, RemoteTrackPublication
 from rtc_trio._track import RemoteTrack
 
 
