@@ -17,7 +17,7 @@ from rtc_trio._room_events import (
     LocalTrackSubscribed, LocalTrackUnpublished, OtherRoomEvent, ParticipantActive,
     ParticipantAttributesChanged, ParticipantConnected, ParticipantDisconnected,
     ParticipantMetadataChanged, ParticipantNameChanged, Reconnected, Reconnecting, RoomEvent,
-    RoomEvents, RoomMetadataChanged, RoomSidChanged, TrackMuted, TrackPublished,
+    RoomEvents, RoomEventsStatistics, RoomMetadataChanged, RoomSidChanged, TrackMuted, TrackPublished,
     TrackSubscribed, TrackSubscriptionFailed, TrackUnmuted, TrackUnpublished, TrackUnsubscribed,
 )
 from rtc_trio._track import (
@@ -39,7 +39,7 @@ __all__ = [
     "ConnectError", "Room", "connect", "Participant", "LocalParticipant", "RemoteParticipant",
     "TrackPublication", "LocalTrackPublication", "RemoteTrackPublication", "TrackPublishOptions",
     "RemoteTrack", "RemoteAudioTrack", "RemoteVideoTrack", "ConnectionState", "ConnectionQuality",
-    "DisconnectReason", "RoomEvent", "RoomEvents", "ActiveSpeakersChanged",
+    "DisconnectReason", "RoomEvent", "RoomEvents", "RoomEventsStatistics", "ActiveSpeakersChanged",
     "ConnectionQualityChanged", "ConnectionStateChanged", "DataReceived", "Disconnected",
     "LocalTrackPublished", "LocalTrackSubscribed", "LocalTrackUnpublished", "OtherRoomEvent",
     "ParticipantActive", "ParticipantAttributesChanged", "ParticipantConnected",
