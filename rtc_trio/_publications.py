@@ -103,6 +103,7 @@ class RemoteTrackPublication(TrackPublication):
 
     @property
     def subscribed(self) -> bool:
+        """True while this process receives the track (``track`` is set and open)."""
         return self.track is not None and not self.track.closed
 
     def set_subscribed(self, subscribed: bool) -> None:

@@ -144,6 +144,21 @@ def _applies(kind: str) -> Callable[[_Apply], _Apply]:
     return register
 
 
+_ApplyTo = Callable[["Room", Participant, Any], "ev.RoomEvent | None"]
+
+
+def _applies_to_participant(kind: str) -> Callable[[_ApplyTo], _ApplyTo]:
+    """:func:`_applies`, for an event about the participant its ``participant_identity``
+    names: applied to that participant, or not at all if the room does not know them."""
+    def register(apply: _ApplyTo) -> _ApplyTo:
+        def of_participant(room: Room, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+            who = room._participant(msg.participant_identity)
+            return apply(room, who, msg) if who is not None else None
+        _APPLY[kind] = of_participant
+        return apply
+    return register
+
+
 class Room:
     """A connected room: its state, kept current from native events, and its participants.
 
@@ -159,7 +174,7 @@ class Room:
         self.metadata: str = info.metadata
         self.connection_state = ev.ConnectionState.CONNECTED
         self.disconnect_reason: ev.DisconnectReason | None = None
-        self._iterators: weakref.WeakSet[ev.RoomEvents] = weakref.WeakSet()
+        self._channels: weakref.WeakSet[ev.RoomEvents] = weakref.WeakSet()
         self._remote_participants: dict[str, RemoteParticipant] = {}
         self._eos = trio.Event()
         self._link = RoomLink(MappingProxyType(self._remote_participants), self._announce_local)
@@ -196,7 +211,8 @@ class Room:
         return MappingProxyType(self._remote_participants)
 
     def events(self, *, capacity: int = ev.DEFAULT_EVENT_CAPACITY) -> ev.RoomEvents:
-        """An async iterator over this room's events from now on; it ends when the room does.
+        """A channel of this room's events from now on (a ``trio.abc.ReceiveChannel``, iterate it
+        with ``async for``); it ends when the room does.
 
         Call it first thing in the ``async with connect(...)`` block to see every event. It
         buffers up to ``capacity`` events (1 to 4096); a reader that falls behind loses the
@@ -206,12 +222,12 @@ class Room:
             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
         if not 1 <= capacity <= ev.MAX_EVENT_CAPACITY:
             raise ValueError(f"capacity must be between 1 and {ev.MAX_EVENT_CAPACITY}, got {capacity}")
-        iterator = ev.RoomEvents(capacity)
+        channel = ev.RoomEvents._open(capacity)
         if self._link.closed or self._eos.is_set():
-            iterator._end()
+            channel._end()
         else:
-            self._iterators.add(iterator)
-        return iterator
+            self._channels.add(channel)
+        return channel
 
     def __repr__(self) -> str:
         return f"Room({self.name!r}, sid={self.sid!r}, {self.connection_state.name.lower()})"
@@ -246,18 +262,18 @@ class Room:
             if typed is not None:
                 self._emit(typed)
             if which == "disconnected":
-                self._end_iterators()
+                self._end_channels()
         self._eos.set()
-        self._end_iterators()
+        self._end_channels()
 
     def _emit(self, event: ev.RoomEvent) -> None:
-        for iterator in list(self._iterators):
-            iterator._push(event)
+        for channel in list(self._channels):
+            channel._push(event)
 
-    def _end_iterators(self) -> None:
-        for iterator in list(self._iterators):
-            iterator._end()
-        self._iterators.clear()
+    def _end_channels(self) -> None:
+        for channel in list(self._channels):
+            channel._end()
+        self._channels.clear()
 
     def _participant(self, identity: str) -> Participant | None:
         if identity == self.local_participant.identity:
@@ -349,25 +365,15 @@ class Room:
         remote = self._remote_participants.get(msg.participant_identity)
         return ev.TrackSubscriptionFailed(remote, msg.track_sid, msg.error) if remote else None
 
-    @_applies("track_muted")
-    def _track_muted(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
-        who = self._set_muted(msg, True)
-        return ev.TrackMuted(who, msg.track_sid) if who is not None else None
+    @_applies_to_participant("track_muted")
+    def _track_muted(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
+        _set_muted(who, msg.track_sid, True)
+        return ev.TrackMuted(who, msg.track_sid)
 
-    @_applies("track_unmuted")
-    def _track_unmuted(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
-        who = self._set_muted(msg, False)
-        return ev.TrackUnmuted(who, msg.track_sid) if who is not None else None
-
-    def _set_muted(self, msg: Any, muted: bool) -> Participant | None:
-        who = self._participant(msg.participant_identity)
-        publication = who.track_publications.get(msg.track_sid) if who is not None else None
-        if publication is not None:
-            publication.muted = muted
-            track = getattr(publication, "track", None)
-            if track is not None:
-                track.muted = muted
-        return who
+    @_applies_to_participant("track_unmuted")
+    def _track_unmuted(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
+        _set_muted(who, msg.track_sid, False)
+        return ev.TrackUnmuted(who, msg.track_sid)
 
     @_applies("local_track_published")
     def _local_published(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
@@ -404,35 +410,25 @@ class Room:
         self.sid = msg.sid
         return ev.RoomSidChanged(msg.sid)
 
-    @_applies("participant_metadata_changed")
-    def _metadata(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
-        who = self._participant(msg.participant_identity)
-        if who is None:
-            return None
+    @_applies_to_participant("participant_metadata_changed")
+    def _metadata(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
         who.metadata = msg.metadata
         return ev.ParticipantMetadataChanged(who, msg.metadata)
 
-    @_applies("participant_name_changed")
-    def _name(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
-        who = self._participant(msg.participant_identity)
-        if who is None:
-            return None
+    @_applies_to_participant("participant_name_changed")
+    def _name(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
         who.name = msg.name
         return ev.ParticipantNameChanged(who, msg.name)
 
-    @_applies("participant_attributes_changed")
-    def _attributes(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
-        who = self._participant(msg.participant_identity)
-        if who is None:
-            return None
+    @_applies_to_participant("participant_attributes_changed")
+    def _attributes(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
         who.attributes = {entry.key: entry.value for entry in msg.attributes}
         changed = {entry.key: entry.value for entry in msg.changed_attributes}
         return ev.ParticipantAttributesChanged(who, changed)
 
-    @_applies("connection_quality_changed")
-    def _quality(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
-        who = self._participant(msg.participant_identity)
-        return ev.ConnectionQualityChanged(who, ev.ConnectionQuality(msg.quality)) if who else None
+    @_applies_to_participant("connection_quality_changed")
+    def _quality(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
+        return ev.ConnectionQualityChanged(who, ev.ConnectionQuality(msg.quality))
 
     @_applies("connection_state_changed")
     def _connection_state(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
@@ -502,14 +498,14 @@ class Room:
                 await self._eos.wait()
 
     def _close(self) -> None:
-        """Release everything the room holds; end its iterators and streams."""
+        """Release everything the room holds; end its event channels and streams."""
         if self._link.closed:
             return
         self._link.closed = True
         self._sub.close()
         if self.connection_state != ev.ConnectionState.DISCONNECTED or self.disconnect_reason is None:
             self._connection_lost(ev.DisconnectReason.CLIENT_INITIATED)
-        self._end_iterators()
+        self._end_channels()
         for remote in self._remote_participants.values():
             for publication in remote.track_publications.values():
                 publication.track = None
@@ -517,6 +513,15 @@ class Room:
         for handle in self._owned:
             handle.release()
         self._owned.clear()
+
+
+def _set_muted(who: Participant, track_sid: str, muted: bool) -> None:
+    publication = who.track_publications.get(track_sid)
+    if publication is not None:
+        publication.muted = muted
+        track = getattr(publication, "track", None)
+        if track is not None:
+            track.muted = muted
 
 
 def _check_timeout(timeout: object) -> float:

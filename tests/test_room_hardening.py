@@ -244,25 +244,28 @@ async def _cancel_once_waiting(scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
+async def _cancel_a_connect_whose_room_is_created(server: TestServer, log: _Messages) -> None:
+    """Cancel a connect while it waits for its reply, the native connect free to complete;
+    return once the room it created after the caller left is disconnected (by the server's
+    own list: another participant may never see a short stay)."""
+    name = room_name("late")
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_once_waiting, scope)
+            async with rtc.connect(server.url, server.token("ghost", name)):
+                pytest.fail("the block must not run")
+    assert scope.cancelled_caught
+    await log.wait_for(f"connect to room {name!r} completed after its caller left")
+    await _wait_until_the_server_lists(server, name, lambda listed: "ghost" not in listed)
+
+
 def test_a_cancelled_connect_whose_room_was_created_is_disconnected() -> None:
     """The connect is cancelled while it waits for its reply, with the native connect free to
     complete: its room is created natively after the caller left, and must be disconnected.
     Checked against the server's own list (another participant may never see a short stay)."""
     server = require_server()
-
-    async def main(log: _Messages) -> None:
-        name = room_name("late")
-        with trio.CancelScope() as scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_once_waiting, scope)
-                async with rtc.connect(server.url, server.token("ghost", name)):
-                    pytest.fail("the block must not run")
-        assert scope.cancelled_caught
-        await log.wait_for(f"connect to room {name!r} completed after its caller left")
-        await _wait_until_the_server_lists(server, name, lambda listed: "ghost" not in listed)
-
     with _debug_log() as log:
-        run(main, log)
+        run(_cancel_a_connect_whose_room_is_created, server, log)
 
 
 def test_a_late_connect_is_finished_from_the_trio_thread(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -281,15 +284,7 @@ def test_a_late_connect_is_finished_from_the_trio_thread(monkeypatch: pytest.Mon
 
     async def main(log: _Messages) -> None:
         baseline = rtc.live_handles()
-        name = room_name("late")
-        with trio.CancelScope() as scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_once_waiting, scope)
-                async with rtc.connect(server.url, server.token("ghost", name)):
-                    pytest.fail("the block must not run")
-        assert scope.cancelled_caught
-        await log.wait_for(f"connect to room {name!r} completed after its caller left")
-        await _wait_until_the_server_lists(server, name, lambda listed: "ghost" not in listed)
+        await _cancel_a_connect_whose_room_is_created(server, log)
         await wait_until(lambda: rtc.live_handles() == baseline)
 
     monkeypatch.setattr(_native, "request", recording)
