@@ -4,11 +4,10 @@ Every handler here runs on livekit_ffi's threads (tokio workers, several at once
 native event callback) and must not block. A handler only records the native handles its event
 carries as ours and hands the event on: to the router, or, for a connect whose caller stopped
 waiting, to the trio run that caller ran in (``TrioToken.run_sync_soon``, see :class:`Handoff`).
-None of them sends a native request (but for :class:`Handoff` once its trio run is over); the
-only native call they make is dropping handles nobody will use (``livekit_ffi_drop_handle``),
-as the router does for events nobody waits for. The
-trio side reaches the registries here only through the functions at the end of this module,
-which take the lock and never block either.
+None of them sends a native request (but :class:`Handoff`, once its trio run is over); the only
+native call they make is dropping handles nobody will use (``livekit_ffi_drop_handle``), as the
+router does for events nobody waits for. The trio side reaches the registries here only through
+the functions at the end of this module, which take the lock and never block either.
 """
 
 from __future__ import annotations
@@ -90,14 +89,15 @@ def _on_connect(callback: room_pb2.ConnectCallback) -> None:
         if succeeded:
             for handle in result_handles(callback.result):
                 _handles.acquire(handle)
-        if pending.late is None:
+        late = pending.late
+        if late is None:
             pending.result = callback
         else:
             del _connects[callback.async_id]
-    if pending.late is None:
+    if late is None:
         _router.deliver(callback.async_id, True)  # wakes its waiter
     elif succeeded:
-        pending.late(callback)  # its caller left: that trio run disconnects the room
+        late(callback)  # its caller left: its trio run disconnects the room
 
 
 @_native.on_event("disconnect")
