@@ -6,9 +6,9 @@ from rtc_trio._audio_stream import AudioStream, open_audio_stream
 from rtc_trio._errors import RtcError
 from rtc_trio._stream import StreamStatistics
 from rtc_trio._router import sweep_parked as _sweep_parked
-from rtc_trio._participant import (
-    LocalParticipant, LocalTrackPublication, Participant, RemoteParticipant,
-    RemoteTrackPublication, TrackPublication, TrackPublishOptions,
+from rtc_trio._participant import LocalParticipant, Participant, RemoteParticipant
+from rtc_trio._publications import (
+    LocalTrackPublication, RemoteTrackPublication, TrackPublication, TrackPublishOptions,
 )
 from rtc_trio._room import ConnectError, Room, connect
 from rtc_trio._room_events import (
@@ -17,7 +17,7 @@ from rtc_trio._room_events import (
     LocalTrackSubscribed, LocalTrackUnpublished, OtherRoomEvent, ParticipantActive,
     ParticipantAttributesChanged, ParticipantConnected, ParticipantDisconnected,
     ParticipantMetadataChanged, ParticipantNameChanged, Reconnected, Reconnecting, RoomEvent,
-    RoomEvents, RoomMetadataChanged, RoomSidChanged, TrackMuted, TrackPublished,
+    RoomEvents, RoomEventsStatistics, RoomMetadataChanged, RoomSidChanged, TrackMuted, TrackPublished,
     TrackSubscribed, TrackSubscriptionFailed, TrackUnmuted, TrackUnpublished, TrackUnsubscribed,
 )
 from rtc_trio._track import (
@@ -39,7 +39,7 @@ __all__ = [
     "ConnectError", "Room", "connect", "Participant", "LocalParticipant", "RemoteParticipant",
     "TrackPublication", "LocalTrackPublication", "RemoteTrackPublication", "TrackPublishOptions",
     "RemoteTrack", "RemoteAudioTrack", "RemoteVideoTrack", "ConnectionState", "ConnectionQuality",
-    "DisconnectReason", "RoomEvent", "RoomEvents", "ActiveSpeakersChanged",
+    "DisconnectReason", "RoomEvent", "RoomEvents", "RoomEventsStatistics", "ActiveSpeakersChanged",
     "ConnectionQualityChanged", "ConnectionStateChanged", "DataReceived", "Disconnected",
     "LocalTrackPublished", "LocalTrackSubscribed", "LocalTrackUnpublished", "OtherRoomEvent",
     "ParticipantActive", "ParticipantAttributesChanged", "ParticipantConnected",

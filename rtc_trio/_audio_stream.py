@@ -12,7 +12,9 @@ from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels, valid_buf
 from rtc_trio._ffi import ffi, lib
 from rtc_trio._proto import audio_frame_pb2, ffi_pb2
 from rtc_trio._stream import FrameStream, check_capacity, create_stream, native_backlog
-from rtc_trio._participant import RemoteParticipant, check_stream_open, check_stream_source, stream_scope
+from rtc_trio._stream_follow import (
+    FollowableParticipant, check_stream_open, check_stream_source, stream_scope,
+)
 from rtc_trio._track import Track, TrackKind, TrackSource
 
 DEFAULT_AUDIO_CAPACITY = 100
@@ -92,7 +94,7 @@ class AudioStream(FrameStream[AudioFrame]):
 async def open_audio_stream(
     track: Track | None = None,
     *,
-    participant: RemoteParticipant | None = None,
+    participant: FollowableParticipant | None = None,
     track_source: TrackSource | None = None,
     sample_rate: int = 48000,
     num_channels: int = 1,

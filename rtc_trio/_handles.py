@@ -18,6 +18,11 @@ def live_handles() -> int:
     return len(_held)
 
 
+def is_held(handle_id: int) -> bool:
+    """Whether ``handle_id`` is recorded as ours (acquired and not yet released)."""
+    return handle_id in _held
+
+
 def acquire(handle_id: int) -> int:
     """Record that we own ``handle_id`` (it must be released exactly once)."""
     _held.add(handle_id)
@@ -50,7 +55,7 @@ class NativeHandle:
 
     @property
     def released(self) -> bool:
-        return self.id not in _held
+        return not is_held(self.id)
 
     def release(self) -> None:
         release(self.id)

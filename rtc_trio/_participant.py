@@ -1,135 +1,34 @@
-"""Participants and their track publications, as a room sees them."""
+"""Participants, as a room sees them; the local one publishes tracks and data.
+
+The local participant reaches its room only through the :class:`RoomLink` the room gives it.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import trio
 
-from rtc_trio import _native, _router
+from rtc_trio import _handles, _native, _router
 from rtc_trio._errors import RtcError
 from rtc_trio._handles import NativeHandle
-from rtc_trio._proto import ffi_pb2, participant_pb2, room_pb2, track_pb2
-from rtc_trio._track import (
-    LocalAudioTrack, LocalVideoTrack, RemoteTrack, Track, TrackKind, TrackSource,
+from rtc_trio._proto import ffi_pb2, participant_pb2, room_pb2
+from rtc_trio._publications import (
+    LocalTrackPublication, RemoteTrackPublication, TrackPublication, TrackPublishOptions,
 )
+from rtc_trio._stream_follow import FollowableParticipant
+from rtc_trio._track import LocalAudioTrack, LocalVideoTrack
 
-if TYPE_CHECKING:
-    from rtc_trio._room import Room
+logger = logging.getLogger("rtc_trio")
 
 MAX_DATA_PAYLOAD = 15 * 1024
 """Largest ``publish_data`` payload, in bytes: LiveKit's documented limit for a data packet's
 user data (16 KiB per packet, less its routing headers), the size every client platform
 accepts. The native library here refuses a packet only beyond the message size the data
 channel negotiated (64000 bytes with livekit-server 1.13), after a 3 s wait."""
-
-
-@dataclass(frozen=True)
-class TrackPublishOptions:
-    """How a local track is published. ``None`` leaves a setting to the native default."""
-
-    source: TrackSource = TrackSource.UNKNOWN
-    stream: str | None = None
-    dtx: bool | None = None
-    red: bool | None = None
-    simulcast: bool | None = None
-    audio_max_bitrate: int | None = None
-    video_max_bitrate: int | None = None
-    video_max_framerate: float | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.source, TrackSource):
-            raise TypeError(f"source must be a TrackSource, not {type(self.source).__name__}")
-        if self.stream is not None and not isinstance(self.stream, str):
-            raise TypeError("stream must be a str or None")
-        for name in ("dtx", "red", "simulcast"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, bool):
-                raise TypeError(f"{name} must be a bool or None")
-        for name in ("audio_max_bitrate", "video_max_bitrate"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise TypeError(f"{name} must be an int or None")
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        fps = self.video_max_framerate
-        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float))):
-            raise TypeError("video_max_framerate must be a number or None")
-        if fps is not None and not fps > 0:
-            raise ValueError(f"video_max_framerate must be positive, got {fps}")
-
-    def _to_proto(self, out: room_pb2.TrackPublishOptions) -> None:
-        out.source = int(self.source)  # type: ignore[assignment]
-        if self.stream is not None:
-            out.stream = self.stream
-        if self.dtx is not None:
-            out.dtx = self.dtx
-        if self.red is not None:
-            out.red = self.red
-        if self.simulcast is not None:
-            out.simulcast = self.simulcast
-        if self.audio_max_bitrate is not None:
-            out.audio_encoding.max_bitrate = self.audio_max_bitrate
-        if self.video_max_bitrate is not None:
-            out.video_encoding.max_bitrate = self.video_max_bitrate
-        if self.video_max_framerate is not None:
-            out.video_encoding.max_framerate = float(self.video_max_framerate)
-
-
-class TrackPublication:
-    """A track as published in the room: its sid, kind, source, and mute state."""
-
-    def __init__(self, owned: track_pb2.OwnedTrackPublication) -> None:
-        self._handle = NativeHandle(owned.handle.id)
-        self._update(owned.info)
-
-    def _update(self, info: track_pb2.TrackPublicationInfo) -> None:
-        self.sid: str = info.sid
-        self.name: str = info.name
-        self.kind = TrackKind(info.kind)
-        self.source = TrackSource(info.source)
-        self.muted: bool = info.muted
-        self.mime_type: str = info.mime_type
-        self.simulcasted: bool = info.simulcasted
-        self.width: int = info.width
-        self.height: int = info.height
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, sid={self.sid!r}, {self.kind.name.lower()})"
-
-
-class LocalTrackPublication(TrackPublication):
-    """A track this process publishes; ``track`` is the local track it sends."""
-
-    def __init__(self, owned: track_pb2.OwnedTrackPublication, track: Track) -> None:
-        super().__init__(owned)
-        self.track: Track | None = track
-
-
-class RemoteTrackPublication(TrackPublication):
-    """A track another participant publishes; ``track`` is set while subscribed."""
-
-    def __init__(self, owned: track_pb2.OwnedTrackPublication) -> None:
-        super().__init__(owned)
-        self.track: RemoteTrack | None = None
-
-    @property
-    def subscribed(self) -> bool:
-        return self.track is not None and not self.track.closed
-
-    def set_subscribed(self, subscribed: bool) -> None:
-        """Ask the server to (un)subscribe this track (for rooms joined with auto_subscribe=False)."""
-        if not isinstance(subscribed, bool):
-            raise TypeError(f"subscribed must be a bool, not {type(subscribed).__name__}")
-        if self._handle.released:
-            raise trio.ClosedResourceError(f"publication {self.sid!r} is gone")
-        req = ffi_pb2.FfiRequest()
-        req.set_subscribed.subscribe = subscribed
-        req.set_subscribed.publication_handle = self._handle.id
-        _native.request(req)
 
 
 class Participant:
@@ -153,29 +52,42 @@ class Participant:
         return f"{type(self).__name__}({self.identity!r}, sid={self.sid!r})"
 
 
-class RemoteParticipant(Participant):
+class RemoteParticipant(Participant, FollowableParticipant):
     """Another participant; open its media with ``open_audio_stream(participant=...)``."""
 
     track_publications: dict[str, RemoteTrackPublication]  # type: ignore[assignment]
 
     def __init__(self, owned: participant_pb2.OwnedParticipant) -> None:
-        super().__init__(owned)
-        self._left = False
-        self._stream_keys: set[int] = set()
-        self._streamed = False  # a participant stream was opened: keep the handle to room close
+        Participant.__init__(self, owned)
+        FollowableParticipant.__init__(self)
 
     @property
     def connected(self) -> bool:
         """False once the room applied the participant's departure (or closed)."""
-        return not self._left
+        return not self._gone
 
     def _leave(self) -> None:
         """The participant left: its streams end; its handle goes now or with the room."""
-        self._left = True
-        for key in list(self._stream_keys):
-            _router.end(key)
+        self._go()
         if not self._streamed:
             self._handle.release()
+
+
+@dataclass(eq=False)
+class RoomLink:
+    """What a room shares with its local participant, given at construction."""
+
+    remote_participants: Mapping[str, RemoteParticipant]
+    """The room's remote participants by identity (a live, read-only view)."""
+    announce: Callable[[LocalTrackPublication], None]
+    """Emits LocalTrackPublished for a publication whose native event came first."""
+    closed: bool = False
+    nursery: trio.Nursery | None = None
+    """``connect``'s nursery while its block runs: where a cancelled publish is undone."""
+
+
+UNPUBLISHED_KEPT = 64
+"""Publications unpublished by ``unpublish_track`` kept for their native event."""
 
 
 class LocalParticipant(Participant):
@@ -183,12 +95,14 @@ class LocalParticipant(Participant):
 
     track_publications: dict[str, LocalTrackPublication]  # type: ignore[assignment]
 
-    def __init__(self, owned: participant_pb2.OwnedParticipant, room: Room) -> None:
+    def __init__(self, owned: participant_pb2.OwnedParticipant, link: RoomLink) -> None:
         super().__init__(owned)
-        self._room = room
+        self._link = link
+        self._published_early: set[str] = set()  # sids published natively before their call resumed
+        self._unpublished: dict[str, LocalTrackPublication] = {}  # by sid, oldest first
 
     def _check_open(self) -> None:
-        if self._room._closed:
+        if self._link.closed:
             raise trio.ClosedResourceError("the room is closed")
 
     async def publish_track(
@@ -211,15 +125,15 @@ class LocalParticipant(Participant):
         req.publish_track.local_participant_handle = self._handle.id
         req.publish_track.track_handle = track._handle.id
         options._to_proto(req.publish_track.options)
-        callback = await self._room._publish(req)  # cancelled, it leaves nothing published
+        callback = await self._publish(req)  # cancelled, it leaves nothing published
         if callback.WhichOneof("message") == "error":
             raise RtcError(f"publish_track failed: {callback.error}")
         publication = LocalTrackPublication(callback.publication, track)
-        if self._room._closed:  # the room closed while we waited: it will not release it
+        if self._link.closed:  # the room closed while we waited: it will not release it
             publication._handle.release()
             raise trio.ClosedResourceError("the room closed while publishing")
         track.sid = publication.sid
-        self._room._add_local_publication(publication)
+        self._add_publication(publication)
         return publication
 
     async def unpublish_track(self, publication: LocalTrackPublication | str) -> None:
@@ -237,7 +151,7 @@ class LocalParticipant(Participant):
         callback = await _native.request_async(req, "unpublish_track")
         if callback.HasField("error"):
             raise RtcError(f"unpublish_track failed: {callback.error}")
-        self._room._drop_local_publication(sid)
+        self._drop_publication(sid)
 
     async def publish_data(
         self,
@@ -271,7 +185,7 @@ class LocalParticipant(Participant):
                 raise TypeError("destination_identities must be a sequence of str")
             destinations = list(destination_identities)
         self._check_open()
-        unknown = [i for i in destinations if i not in self._room._remote_participants]
+        unknown = [i for i in destinations if i not in self._link.remote_participants]
         if unknown:
             raise ValueError(f"no participant with identity {', '.join(map(repr, unknown))} in the room")
         data = bytes(payload)
@@ -336,52 +250,111 @@ class LocalParticipant(Participant):
         if callback.HasField("error"):
             raise RtcError(f"{name} failed: {callback.error}")
 
+    # -- publishing, and undoing a cancelled publish ---------------------------------------
+    async def _publish(self, req: ffi_pb2.FfiRequest) -> room_pb2.PublishTrackCallback:
+        """Send ``req`` (a PublishTrackRequest) and return its reply.
 
-# -- streams that follow a remote track or participant ------------------------------------
+        Cancelled after the request went out, the track would still be published once the
+        native side completes: the reply is handed to a task of the room's nursery, which
+        unpublishes the track when it comes. A cancelled publish ends with nothing published.
+        """
+        async_id = _native.next_async_id()
+        req.publish_track.request_async_id = async_id
+        reply: _router.Subscription[room_pb2.PublishTrackCallback] = _router.Subscription(1)
+        _router.expect_once(async_id, reply)
+        try:
+            _native.request(req)
+        except BaseException:
+            reply.close()
+            raise
+        try:
+            callback = await reply.receive()
+        except BaseException:
+            self._unpublish_when_published(reply)
+            raise
+        reply.close()
+        return callback
 
-def check_stream_source(
-    function: str, track: object, participant: object, track_source: object, kind: TrackKind
-) -> RemoteParticipant | None:
-    """Exactly one of ``track`` / ``participant`` (with ``track_source``); the participant, if any."""
-    if (track is None) == (participant is None):
-        raise TypeError(f"{function} takes exactly one of a track or participant=")
-    if participant is None:
-        if track_source is not None:
-            raise TypeError("track_source goes with participant=, not with a track")
-        if not isinstance(track, Track):
-            raise TypeError(f"{function} takes a track, not {type(track).__name__}")
-        if track.kind != kind:
-            raise TypeError(f"{track!r} is not an {kind.name.lower()} track"
-                            if kind == TrackKind.AUDIO else f"{track!r} is not a video track")
-        return None
-    if not isinstance(participant, RemoteParticipant):
-        raise TypeError(f"participant must be a RemoteParticipant, not {type(participant).__name__}")
-    if not isinstance(track_source, TrackSource):
-        raise TypeError("participant= needs track_source=, a TrackSource")
-    return participant
+    def _unpublish_when_published(self, reply: _router.Subscription[room_pb2.PublishTrackCallback]) -> None:
+        if self._link.nursery is None:  # the block is over: its disconnect unpublished everything
+            reply.close()  # a late reply's handle is released on arrival
+            return
+        self._link.nursery.start_soon(self._unpublish_late, reply)
 
+    async def _unpublish_late(self, reply: _router.Subscription[room_pb2.PublishTrackCallback]) -> None:
+        """Wait for the reply of a cancelled publish; unpublish what it published."""
+        try:
+            callback = await reply.receive()
+        except RtcError:  # the native library failed: nothing was published that can be undone
+            return
+        finally:
+            reply.close()
+        if callback.WhichOneof("message") != "publication":
+            return
+        owned = callback.publication  # its handle is ours (recorded by the native side)
+        try:
+            req = ffi_pb2.FfiRequest()
+            req.unpublish_track.local_participant_handle = self._handle.id
+            req.unpublish_track.track_sid = owned.info.sid
+            req.unpublish_track.stop_on_unpublish = False
+            result = await _native.request_async(req, "unpublish_track")
+            if result.HasField("error"):
+                logger.warning("rtc_trio could not unpublish %s after its publish_track was "
+                               "cancelled: %s", owned.info.sid, result.error)
+            else:
+                logger.debug("unpublished track %r (%s): its publish_track was cancelled",
+                             owned.info.name, owned.info.sid)
+        except RtcError as error:
+            logger.warning("rtc_trio could not unpublish %s after its publish_track was "
+                           "cancelled: %s", owned.info.sid, error)
+        finally:
+            _handles.release(owned.handle.id)
+            self._published_early.discard(owned.info.sid)
 
-def check_stream_open(track: Track | None, participant: RemoteParticipant | None) -> None:
-    if participant is not None:
-        if participant._left or participant._handle.released:
-            raise trio.ClosedResourceError(f"{participant!r} has left the room")
-    elif track is not None:
-        track._check_open()
+    # -- publication bookkeeping: publish_track and the room's events ------------------------
+    def _add_publication(self, publication: LocalTrackPublication) -> None:
+        self.track_publications[publication.sid] = publication
+        if publication.sid in self._published_early:
+            self._published_early.discard(publication.sid)
+            self._link.announce(publication)
 
+    def _drop_publication(self, sid: str) -> None:
+        publication = self.track_publications.pop(sid, None)
+        if publication is not None:
+            publication._handle.release()
+            self._unpublished[sid] = publication
+            while len(self._unpublished) > UNPUBLISHED_KEPT:
+                self._unpublished.pop(next(iter(self._unpublished)))
 
-@contextlib.contextmanager
-def stream_scope(track: Track | None, participant: RemoteParticipant | None, key: int) -> Iterator[None]:
-    """While the block runs, the stream ``key`` ends when its remote track or participant goes."""
-    if participant is not None:
-        participant._streamed = True
-        keys = participant._stream_keys
-    elif isinstance(track, RemoteTrack):
-        keys = track._stream_keys
-    else:
-        yield  # a local track: releasing it ends its streams natively
-        return
-    keys.add(key)
-    try:
-        yield
-    finally:
-        keys.discard(key)
+    def _published_natively(self, sid: str) -> LocalTrackPublication | None:
+        """The room saw ``sid`` published: its publication, or None while its
+        ``publish_track`` has not resumed (it is announced when it does)."""
+        publication = self.track_publications.get(sid)
+        if publication is None:
+            self._published_early.add(sid)
+        return publication
+
+    def _unpublished_natively(self, sid: str) -> LocalTrackPublication | None:
+        """The room saw ``sid`` unpublished: the publication that went, if known."""
+        self._published_early.discard(sid)
+        self._drop_publication(sid)
+        return self._unpublished.pop(sid, None)
+
+    def _republished(self, msg: Any) -> None:
+        """The native side re-published a track (after a reconnection) under a new sid/handle."""
+        publication = self.track_publications.pop(msg.previous_sid, None)
+        if publication is None:
+            _handles.release(msg.publication_handle)
+            return
+        if publication._handle.id != msg.publication_handle:
+            publication._handle.release()
+            publication._handle = NativeHandle(msg.publication_handle)
+        publication._update(msg.info)
+        self.track_publications[publication.sid] = publication
+        if publication.track is not None:
+            publication.track.sid = publication.sid
+
+    def _close(self) -> None:
+        """The room closed: every publication's handle goes."""
+        for publication in self.track_publications.values():
+            publication._handle.release()

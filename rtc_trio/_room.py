@@ -1,38 +1,36 @@
 """Rooms: ``async with rtc_trio.connect(url, token) as room`` and the state kept from its events.
 
-How events flow: the native callback hands each room event (with the one native handle it may
-carry, already recorded as ours) to the room's route in the router. A task in a nursery owned
-by ``connect`` drains that route, updates the room's state and fans typed events out to the
-bounded iterators opened with :meth:`Room.events`. Nothing outlives the ``async with`` block.
+How events flow: the native side (:mod:`rtc_trio._room_native`) hands each room event, with
+the one native handle it may carry already recorded as ours, to the room's route in the router.
+A task in a nursery owned by ``connect`` drains that route, updates the room's state and fans
+typed events out to the bounded channels opened with :meth:`Room.events`. Nothing outlives
+the ``async with`` block.
 
-A connect the caller stops waiting for (cancelled, timed out) is finished on the native side:
-its late callback's handles are released only after the room it created is disconnected.
+A connect the caller stops waiting for (cancelled, timed out) may still create its room
+natively: its late reply is handed to the caller's trio run, which disconnects that room; its
+handles are released once it is disconnected (see :func:`_finish_late_connect`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import math
-import threading
 import weakref
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, AsyncIterator, Mapping, NoReturn
+from typing import Any, AsyncIterator, Callable, Mapping, NoReturn
 
 import trio
 
-from rtc_trio import _handles, _native, _router
+from rtc_trio import _native, _room_native, _router
 from rtc_trio import _room_events as ev
 from rtc_trio._errors import RtcError
 from rtc_trio._handles import NativeHandle
-from rtc_trio._participant import (
-    LocalParticipant, LocalTrackPublication, Participant, RemoteParticipant,
-    RemoteTrackPublication,
-)
+from rtc_trio._participant import LocalParticipant, Participant, RemoteParticipant, RoomLink
+from rtc_trio._publications import LocalTrackPublication, RemoteTrackPublication
 from rtc_trio._proto import ffi_pb2, participant_pb2, room_pb2, track_pb2
-from rtc_trio._track import RemoteAudioTrack, RemoteTrack, RemoteVideoTrack, TrackKind
+from rtc_trio._room_native import Handoff
+from rtc_trio._track import RemoteAudioTrack, RemoteVideoTrack
 
 logger = logging.getLogger("rtc_trio")
 
@@ -60,170 +58,106 @@ class ConnectError(RtcError):
     """Connecting to a room failed; the message carries the server's or the library's reason."""
 
 
-# -- the native side: connect callbacks, abandoned rooms, room events -----------------------
-
-@dataclass
-class _PendingConnect:
-    result: room_pb2.ConnectCallback | None = None
-
-
-_lock = threading.Lock()
-_connects: dict[int, _PendingConnect] = {}  # connect async id -> its waiter
-_abandoned_rooms: dict[int, list[int]] = {}  # room handle -> handles to release once disconnected
-_abandoned_disconnects: dict[int, int] = {}  # disconnect async id -> room handle
-
-
-def _result_handles(result: room_pb2.ConnectCallback.Result) -> list[int]:
-    ids = [result.local_participant.handle.id]
-    for entry in result.participants:
-        ids.append(entry.participant.handle.id)
-        ids.extend(pub.handle.id for pub in entry.publications)
-    ids.append(result.room.handle.id)
-    return ids
-
-
-@_native.on_event("connect")
-def _on_connect(callback: room_pb2.ConnectCallback) -> None:
-    with _lock:
-        pending = _connects.get(callback.async_id)
-        if callback.WhichOneof("message") == "result":
-            for handle in _result_handles(callback.result):
-                _handles.acquire(handle)
-        if pending is not None:
-            pending.result = callback
-    if pending is None:
-        _abandon(callback)  # its caller left: disconnect the room, release everything
-    else:
-        _router.deliver(callback.async_id, True)
-
-
-def _abandon(callback: room_pb2.ConnectCallback) -> None:
-    """Finish a connect nobody waits for (any thread): disconnect, then release its handles."""
-    if callback.WhichOneof("message") != "result":
-        return
-    logger.debug("a connect to room %r completed after its caller left: disconnecting it",
-                 callback.result.room.info.name)
-    room_id = callback.result.room.handle.id
-    disconnect_id = _native.next_async_id()
-    with _lock:
-        _abandoned_rooms[room_id] = _result_handles(callback.result)
-        _abandoned_disconnects[disconnect_id] = room_id
-    try:
-        req = ffi_pb2.FfiRequest()
-        req.ready_for_room_event.room_handle = room_id  # the native side waits for it
-        _native.request(req)
-        req = ffi_pb2.FfiRequest()
-        req.disconnect.room_handle = room_id
-        req.disconnect.request_async_id = disconnect_id
-        _native.request(req)
-    except RtcError:
-        _release_abandoned(disconnect_id)
-
-
-def _release_abandoned(disconnect_id: int) -> bool:
-    with _lock:
-        room_id = _abandoned_disconnects.pop(disconnect_id, None)
-        if room_id is None:
-            return False
-        handles = _abandoned_rooms.pop(room_id, [])
-    for handle in handles:
-        _handles.release(handle)
-    return True
-
-
-@_native.on_event("disconnect")
-def _on_disconnect(callback: room_pb2.DisconnectCallback) -> None:
-    if not _release_abandoned(callback.async_id):
-        _router.deliver(callback.async_id, callback)
-
-
-@_native.on_event("publish_track")
-def _on_publish_track(callback: room_pb2.PublishTrackCallback) -> None:
-    handle = 0
-    if callback.WhichOneof("message") == "publication":
-        handle = _handles.acquire(callback.publication.handle.id)
-    _router.deliver(callback.async_id, callback, handle)  # released if its caller left
-
-
-def _owned_handle(event: room_pb2.RoomEvent, which: str) -> tuple[int, bytes | None]:
-    """Native side: the handle ``event`` carries (recorded as ours), and a data payload's bytes.
-
-    Data payloads are copied out and their buffer released at once; readers of data streams
-    and data tracks (not supported here) are released at once too.
-    """
-    if which == "participant_connected":
-        return _handles.acquire(event.participant_connected.info.handle.id), None
-    if which == "track_published":
-        return _handles.acquire(event.track_published.publication.handle.id), None
-    if which == "track_subscribed":
-        return _handles.acquire(event.track_subscribed.track.handle.id), None
-    if which == "local_track_republished":
-        handle = event.local_track_republished.publication_handle
-        return (0 if handle in _handles._held else _handles.acquire(handle)), None
-    if which == "data_packet_received" and event.data_packet_received.HasField("user"):
-        owned = event.data_packet_received.user.data
-        handle = _handles.acquire(owned.handle.id)
-        payload = ctypes.string_at(owned.data.data_ptr, owned.data.data_len) if owned.data.data_len else b""
-        _handles.release(handle)
-        return 0, payload
-    unsupported = {"byte_stream_opened": "reader", "text_stream_opened": "reader",
-                   "data_track_published": "track"}.get(which)
-    if unsupported is not None:
-        _handles.release(_handles.acquire(getattr(getattr(event, which), unsupported).handle.id))
-    return 0, None
-
-
-@_native.on_event("room_event")
-def _on_room_event(event: room_pb2.RoomEvent) -> None:
-    which = event.WhichOneof("message") or ""
-    handle, payload = _owned_handle(event, which)
-    with _lock:
-        held = _abandoned_rooms.get(event.room_handle)
-        if held is not None:
-            if handle:
-                held.append(handle)
-            return
-    _router.deliver(event.room_handle, (event, payload), handle)
-
+# -- connecting, and finishing a connect whose caller left ----------------------------------
 
 async def _request_connect(req: ffi_pb2.FfiRequest, url: str, timeout: float) -> room_pb2.ConnectCallback:
     """Send ``req`` (a ConnectRequest); its successful callback, whose handles are ours now.
 
-    Waits at most ``timeout`` seconds; a callback that comes later is abandoned.
+    Waits at most ``timeout`` seconds; a callback that comes later is finished in this trio run.
     """
     async_id = _native.next_async_id()
     req.connect.request_async_id = async_id
-    pending = _PendingConnect()
     wake: _router.Subscription[bool] = _router.Subscription(1)
-    with _lock:
-        _connects[async_id] = pending
+    _room_native.expect_connect(async_id)
     _router.expect_once(async_id, wake)
-
-    def withdraw() -> room_pb2.ConnectCallback | None:
-        with _lock:
-            _connects.pop(async_id, None)
-            return pending.result
-
     try:
         _native.request(req)
+    except BaseException:
+        wake.close()
+        _room_native.withdraw_connect(async_id, None)
+        raise
+    try:
         with trio.move_on_after(timeout):
             await wake.receive()
     except BaseException:
-        late = withdraw()
-        if late is not None:
-            _abandon(late)
+        late = _stop_waiting(async_id)
+        if late is not None:  # it came just now: finish it here
+            _finish_late_connect(late)
         raise
     finally:
         wake.close()
-    callback = withdraw()
-    if callback is None:  # timed out: the late callback, if any, is abandoned
+    callback = _stop_waiting(async_id)
+    if callback is None:  # timed out: a late callback is finished when it comes
         raise ConnectError(f"could not connect to {url} within {timeout:g} s")
     if callback.WhichOneof("message") != "result":
         raise ConnectError(f"could not connect to {url}: {callback.error}")
     return callback
 
 
+def _stop_waiting(async_id: int) -> room_pb2.ConnectCallback | None:
+    """The reply of connect ``async_id`` if it came; else one that comes later is handed to
+    this trio run (:func:`_finish_late_connect`)."""
+    later = Handoff(trio.lowlevel.current_trio_token(), _finish_late_connect)
+    return _room_native.withdraw_connect(async_id, later)
+
+
+def _finish_late_connect(callback: room_pb2.ConnectCallback) -> None:
+    """Disconnect the room of a connect whose caller left; its handles are released once it
+    is disconnected (by the native side, when the disconnect replies).
+
+    Runs on the thread of the caller's trio run: as a ``run_sync_soon`` callback when the
+    reply came late, or from the caller itself; on the native thread only if that run has
+    finished (see :class:`~rtc_trio._room_native.Handoff`). It only sends requests that
+    return at once, and touches nothing of trio.
+    """
+    if callback.WhichOneof("message") != "result":
+        return
+    result = callback.result
+    logger.debug("a connect to room %r completed after its caller left: disconnecting it",
+                 result.room.info.name)
+    disconnect_id = _native.next_async_id()
+    _room_native.abandon_room(result, disconnect_id)
+    try:
+        req = ffi_pb2.FfiRequest()
+        req.ready_for_room_event.room_handle = result.room.handle.id  # the native side waits for it
+        _native.request(req)
+        req = ffi_pb2.FfiRequest()
+        req.disconnect.room_handle = result.room.handle.id
+        req.disconnect.request_async_id = disconnect_id
+        _native.request(req)
+    except RtcError:
+        _room_native.release_abandoned(disconnect_id)
+
+
 # -- the trio side ------------------------------------------------------------------------
+
+_Apply = Callable[["Room", Any, "bytes | None"], "ev.RoomEvent | None"]
+_APPLY: dict[str, _Apply] = {}
+"""By room event kind (the protocol's oneof name): the Room method that applies it. A kind
+absent here is passed on as an :class:`OtherRoomEvent`."""
+
+
+def _applies(kind: str) -> Callable[[_Apply], _Apply]:
+    def register(apply: _Apply) -> _Apply:
+        _APPLY[kind] = apply
+        return apply
+    return register
+
+
+_ApplyTo = Callable[["Room", Participant, Any], "ev.RoomEvent | None"]
+
+
+def _applies_to_participant(kind: str) -> Callable[[_ApplyTo], _ApplyTo]:
+    """:func:`_applies`, for an event about the participant its ``participant_identity``
+    names: applied to that participant, or not at all if the room does not know them."""
+    def register(apply: _ApplyTo) -> _ApplyTo:
+        def of_participant(room: Room, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+            who = room._participant(msg.participant_identity)
+            return apply(room, who, msg) if who is not None else None
+        _APPLY[kind] = of_participant
+        return apply
+    return register
+
 
 class Room:
     """A connected room: its state, kept current from native events, and its participants.
@@ -240,13 +174,11 @@ class Room:
         self.metadata: str = info.metadata
         self.connection_state = ev.ConnectionState.CONNECTED
         self.disconnect_reason: ev.DisconnectReason | None = None
-        self._closed = False
-        self._iterators: weakref.WeakSet[ev.RoomEvents] = weakref.WeakSet()
+        self._channels: weakref.WeakSet[ev.RoomEvents] = weakref.WeakSet()
         self._remote_participants: dict[str, RemoteParticipant] = {}
-        self._unpublished: dict[str, LocalTrackPublication] = {}
-        self._published_early: set[str] = set()
         self._eos = trio.Event()
-        self.local_participant = LocalParticipant(result.local_participant, self)
+        self._link = RoomLink(MappingProxyType(self._remote_participants), self._announce_local)
+        self.local_participant = LocalParticipant(result.local_participant, self._link)
         self._own(self.local_participant._handle)
         for entry in result.participants:
             participant = RemoteParticipant(entry.participant)
@@ -258,7 +190,6 @@ class Room:
             self._remote_participants[participant.identity] = participant
         self._sub: _router.Subscription[tuple[room_pb2.RoomEvent, bytes | None]] = \
             _router.subscribe(self._handle.id, _router.Subscription(ROOM_INBOX_CAPACITY, _transient))
-        self._nursery: trio.Nursery | None = None  # connect's: the room's own tasks run there
         self._pump_scope = trio.CancelScope(shield=True)  # ended by connect, after disconnecting
 
     def _own(self, handle: NativeHandle) -> NativeHandle:
@@ -280,7 +211,8 @@ class Room:
         return MappingProxyType(self._remote_participants)
 
     def events(self, *, capacity: int = ev.DEFAULT_EVENT_CAPACITY) -> ev.RoomEvents:
-        """An async iterator over this room's events from now on; it ends when the room does.
+        """A channel of this room's events from now on (a ``trio.abc.ReceiveChannel``, iterate it
+        with ``async for``); it ends when the room does.
 
         Call it first thing in the ``async with connect(...)`` block to see every event. It
         buffers up to ``capacity`` events (1 to 4096); a reader that falls behind loses the
@@ -290,12 +222,12 @@ class Room:
             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
         if not 1 <= capacity <= ev.MAX_EVENT_CAPACITY:
             raise ValueError(f"capacity must be between 1 and {ev.MAX_EVENT_CAPACITY}, got {capacity}")
-        iterator = ev.RoomEvents(capacity)
-        if self._closed or self._eos.is_set():
-            iterator._end()
+        channel = ev.RoomEvents._open(capacity)
+        if self._link.closed or self._eos.is_set():
+            channel._end()
         else:
-            self._iterators.add(iterator)
-        return iterator
+            self._channels.add(channel)
+        return channel
 
     def __repr__(self) -> str:
         return f"Room({self.name!r}, sid={self.sid!r}, {self.connection_state.name.lower()})"
@@ -330,18 +262,18 @@ class Room:
             if typed is not None:
                 self._emit(typed)
             if which == "disconnected":
-                self._end_iterators()
+                self._end_channels()
         self._eos.set()
-        self._end_iterators()
+        self._end_channels()
 
     def _emit(self, event: ev.RoomEvent) -> None:
-        for iterator in list(self._iterators):
-            iterator._push(event)
+        for channel in list(self._channels):
+            channel._push(event)
 
-    def _end_iterators(self) -> None:
-        for iterator in list(self._iterators):
-            iterator._end()
-        self._iterators.clear()
+    def _end_channels(self) -> None:
+        for channel in list(self._channels):
+            channel._end()
+        self._channels.clear()
 
     def _participant(self, identity: str) -> Participant | None:
         if identity == self.local_participant.identity:
@@ -351,149 +283,182 @@ class Room:
     def _apply(self, event: room_pb2.RoomEvent, which: str, payload: bytes | None) -> ev.RoomEvent | None:
         """Update the room's state from one native event; return its typed event, if any."""
         msg: Any = getattr(event, which)
-        if which == "participant_connected":
-            joined = RemoteParticipant(msg.info)
-            self._own(joined._handle)
-            previous = self._remote_participants.get(joined.identity)
-            if previous is not None:
-                self._drop_participant(previous)
-            self._remote_participants[joined.identity] = joined
-            return ev.ParticipantConnected(joined)
-        if which == "track_published":
-            remote_publication = RemoteTrackPublication(msg.publication)
-            self._own(remote_publication._handle)
-            remote = self._remote_participants.get(msg.participant_identity)
-            if remote is None:
-                remote_publication._handle.release()
-                return None
-            remote.track_publications[remote_publication.sid] = remote_publication
-            return ev.TrackPublished(remote_publication, remote)
-        if which == "track_subscribed":
-            track_class = RemoteVideoTrack if msg.track.info.kind == track_pb2.KIND_VIDEO else RemoteAudioTrack
-            track = track_class(msg.track)
-            self._own(track._handle)  # released when the room closes (the native side expects that)
-            remote = self._remote_participants.get(msg.participant_identity)
-            found = remote.track_publications.get(track.sid) if remote is not None else None
-            if remote is None or found is None:
-                track.close()
-                return None
-            if found.track is not None:
-                found.track.close()
-            found.track = track
-            return ev.TrackSubscribed(track, found, remote)
-        if which == "local_track_republished":
-            local_publication = self.local_participant.track_publications.pop(msg.previous_sid, None)
-            if local_publication is None:
-                _handles.release(msg.publication_handle)
-            else:
-                if local_publication._handle.id != msg.publication_handle:
-                    local_publication._handle.release()
-                    local_publication._handle = self._own(NativeHandle(msg.publication_handle))
-                local_publication._update(msg.info)
-                self.local_participant.track_publications[local_publication.sid] = local_publication
-                if local_publication.track is not None:
-                    local_publication.track.sid = local_publication.sid
+        apply = _APPLY.get(which)
+        if apply is None:
             return ev.OtherRoomEvent(which, msg)
-        if which == "participant_disconnected":
-            remote = self._remote_participants.pop(msg.participant_identity, None)
-            if remote is None:
-                return None
-            remote.disconnect_reason = msg.disconnect_reason
-            self._drop_participant(remote)
-            return ev.ParticipantDisconnected(remote, ev.DisconnectReason.of(msg.disconnect_reason))
-        if which == "participant_active":
-            remote = self._remote_participants.get(msg.participant_identity)
-            return ev.ParticipantActive(remote) if remote is not None else None
-        if which == "local_track_published":
-            local_publication = self.local_participant.track_publications.get(msg.track_sid)
-            if local_publication is None:  # its publish_track call has not resumed yet
-                self._published_early.add(msg.track_sid)
-                return None
-            return ev.LocalTrackPublished(local_publication)
-        if which == "local_track_unpublished":
-            self._published_early.discard(msg.publication_sid)
-            self._drop_local_publication(msg.publication_sid)
-            gone = self._unpublished.pop(msg.publication_sid, None)
-            return ev.LocalTrackUnpublished(gone) if gone is not None else None
-        if which == "local_track_subscribed":
-            local_publication = self.local_participant.track_publications.get(msg.track_sid)
-            return ev.LocalTrackSubscribed(local_publication) if local_publication is not None else None
-        if which in ("track_unpublished", "track_unsubscribed"):
-            sid = msg.publication_sid if which == "track_unpublished" else msg.track_sid
-            remote = self._remote_participants.get(msg.participant_identity)
-            if remote is None:
-                return None
-            found = (remote.track_publications.pop(sid, None) if which == "track_unpublished"
-                     else remote.track_publications.get(sid))
-            if found is None:
-                return None
-            ended = found.track
-            if ended is not None:
-                ended.close()
-            if which == "track_unpublished":
-                found._handle.release()
-                return ev.TrackUnpublished(found, remote)
-            found.track = None
-            return ev.TrackUnsubscribed(ended, found, remote) if ended is not None else None
-        if which == "track_subscription_failed":
-            remote = self._remote_participants.get(msg.participant_identity)
-            return ev.TrackSubscriptionFailed(remote, msg.track_sid, msg.error) if remote else None
-        if which in ("track_muted", "track_unmuted"):
-            who = self._participant(msg.participant_identity)
-            if who is None:
-                return None
-            muted = which == "track_muted"
-            publication = who.track_publications.get(msg.track_sid)
-            if publication is not None:
-                publication.muted = muted
-                track_of = getattr(publication, "track", None)
-                if track_of is not None:
-                    track_of.muted = muted
-            return ev.TrackMuted(who, msg.track_sid) if muted else ev.TrackUnmuted(who, msg.track_sid)
-        if which == "active_speakers_changed":
-            speakers = (self._participant(i) for i in msg.participant_identities)
-            return ev.ActiveSpeakersChanged(tuple(p for p in speakers if p is not None))
-        if which == "room_metadata_changed":
-            self.metadata = msg.metadata
-            return ev.RoomMetadataChanged(msg.metadata)
-        if which == "room_sid_changed":
-            self.sid = msg.sid
-            return ev.RoomSidChanged(msg.sid)
-        if which in ("participant_metadata_changed", "participant_name_changed",
-                     "participant_attributes_changed", "connection_quality_changed"):
-            who = self._participant(msg.participant_identity)
-            if who is None:
-                return None
-            if which == "participant_metadata_changed":
-                who.metadata = msg.metadata
-                return ev.ParticipantMetadataChanged(who, msg.metadata)
-            if which == "participant_name_changed":
-                who.name = msg.name
-                return ev.ParticipantNameChanged(who, msg.name)
-            if which == "participant_attributes_changed":
-                who.attributes = {entry.key: entry.value for entry in msg.attributes}
-                changed = {entry.key: entry.value for entry in msg.changed_attributes}
-                return ev.ParticipantAttributesChanged(who, changed)
-            return ev.ConnectionQualityChanged(who, ev.ConnectionQuality(msg.quality))
-        if which == "connection_state_changed":
-            self.connection_state = ev.ConnectionState(msg.state)
-            return ev.ConnectionStateChanged(self.connection_state)
-        if which == "reconnecting":
-            self.connection_state = ev.ConnectionState.RECONNECTING
-            return ev.Reconnecting()
-        if which == "reconnected":
-            self.connection_state = ev.ConnectionState.CONNECTED
-            return ev.Reconnected()
-        if which == "disconnected":
-            reason = ev.DisconnectReason.of(msg.reason)
-            self._connection_lost(reason)
-            return ev.Disconnected(reason)
-        if which == "data_packet_received" and payload is not None:
-            identity = msg.participant_identity
-            return ev.DataReceived(payload, msg.user.topic, identity,
-                                   self._remote_participants.get(identity),
-                                   msg.kind == room_pb2.KIND_RELIABLE)
-        return ev.OtherRoomEvent(which, msg)
+        return apply(self, msg, payload)
+
+    # -- one function per event kind, registered in _APPLY by @_applies ----------------------
+    @_applies("participant_connected")
+    def _joined(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        joined = RemoteParticipant(msg.info)
+        self._own(joined._handle)
+        previous = self._remote_participants.get(joined.identity)
+        if previous is not None:
+            self._drop_participant(previous)
+        self._remote_participants[joined.identity] = joined
+        return ev.ParticipantConnected(joined)
+
+    @_applies("participant_disconnected")
+    def _left(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        remote = self._remote_participants.pop(msg.participant_identity, None)
+        if remote is None:
+            return None
+        remote.disconnect_reason = msg.disconnect_reason
+        self._drop_participant(remote)
+        return ev.ParticipantDisconnected(remote, ev.DisconnectReason.of(msg.disconnect_reason))
+
+    @_applies("participant_active")
+    def _active(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        remote = self._remote_participants.get(msg.participant_identity)
+        return ev.ParticipantActive(remote) if remote is not None else None
+
+    @_applies("track_published")
+    def _track_published(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        publication = RemoteTrackPublication(msg.publication)
+        self._own(publication._handle)
+        remote = self._remote_participants.get(msg.participant_identity)
+        if remote is None:
+            publication._handle.release()
+            return None
+        remote.track_publications[publication.sid] = publication
+        return ev.TrackPublished(publication, remote)
+
+    @_applies("track_unpublished")
+    def _track_unpublished(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        remote = self._remote_participants.get(msg.participant_identity)
+        found = remote.track_publications.pop(msg.publication_sid, None) if remote else None
+        if remote is None or found is None:
+            return None
+        if found.track is not None:
+            found.track.close()
+        found._handle.release()
+        return ev.TrackUnpublished(found, remote)
+
+    @_applies("track_subscribed")
+    def _track_subscribed(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        track_class = RemoteVideoTrack if msg.track.info.kind == track_pb2.KIND_VIDEO else RemoteAudioTrack
+        track = track_class(msg.track)
+        self._own(track._handle)  # released when the room closes (the native side expects that)
+        remote = self._remote_participants.get(msg.participant_identity)
+        found = remote.track_publications.get(track.sid) if remote is not None else None
+        if remote is None or found is None:
+            track.close()
+            return None
+        if found.track is not None:
+            found.track.close()
+        found.track = track
+        return ev.TrackSubscribed(track, found, remote)
+
+    @_applies("track_unsubscribed")
+    def _track_unsubscribed(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        remote = self._remote_participants.get(msg.participant_identity)
+        found = remote.track_publications.get(msg.track_sid) if remote else None
+        if remote is None or found is None or found.track is None:
+            return None
+        ended, found.track = found.track, None
+        ended.close()
+        return ev.TrackUnsubscribed(ended, found, remote)
+
+    @_applies("track_subscription_failed")
+    def _subscription_failed(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        remote = self._remote_participants.get(msg.participant_identity)
+        return ev.TrackSubscriptionFailed(remote, msg.track_sid, msg.error) if remote else None
+
+    @_applies_to_participant("track_muted")
+    def _track_muted(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
+        _set_muted(who, msg.track_sid, True)
+        return ev.TrackMuted(who, msg.track_sid)
+
+    @_applies_to_participant("track_unmuted")
+    def _track_unmuted(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
+        _set_muted(who, msg.track_sid, False)
+        return ev.TrackUnmuted(who, msg.track_sid)
+
+    @_applies("local_track_published")
+    def _local_published(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        publication = self.local_participant._published_natively(msg.track_sid)
+        return ev.LocalTrackPublished(publication) if publication is not None else None
+
+    @_applies("local_track_unpublished")
+    def _local_unpublished(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        gone = self.local_participant._unpublished_natively(msg.publication_sid)
+        return ev.LocalTrackUnpublished(gone) if gone is not None else None
+
+    @_applies("local_track_subscribed")
+    def _local_subscribed(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        publication = self.local_participant.track_publications.get(msg.track_sid)
+        return ev.LocalTrackSubscribed(publication) if publication is not None else None
+
+    @_applies("local_track_republished")
+    def _local_republished(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        self.local_participant._republished(msg)
+        return ev.OtherRoomEvent("local_track_republished", msg)
+
+    @_applies("active_speakers_changed")
+    def _speakers(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        speakers = (self._participant(i) for i in msg.participant_identities)
+        return ev.ActiveSpeakersChanged(tuple(p for p in speakers if p is not None))
+
+    @_applies("room_metadata_changed")
+    def _room_metadata(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        self.metadata = msg.metadata
+        return ev.RoomMetadataChanged(msg.metadata)
+
+    @_applies("room_sid_changed")
+    def _room_sid(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        self.sid = msg.sid
+        return ev.RoomSidChanged(msg.sid)
+
+    @_applies_to_participant("participant_metadata_changed")
+    def _metadata(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
+        who.metadata = msg.metadata
+        return ev.ParticipantMetadataChanged(who, msg.metadata)
+
+    @_applies_to_participant("participant_name_changed")
+    def _name(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
+        who.name = msg.name
+        return ev.ParticipantNameChanged(who, msg.name)
+
+    @_applies_to_participant("participant_attributes_changed")
+    def _attributes(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
+        who.attributes = {entry.key: entry.value for entry in msg.attributes}
+        changed = {entry.key: entry.value for entry in msg.changed_attributes}
+        return ev.ParticipantAttributesChanged(who, changed)
+
+    @_applies_to_participant("connection_quality_changed")
+    def _quality(self, who: Participant, msg: Any) -> ev.RoomEvent | None:
+        return ev.ConnectionQualityChanged(who, ev.ConnectionQuality(msg.quality))
+
+    @_applies("connection_state_changed")
+    def _connection_state(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        self.connection_state = ev.ConnectionState(msg.state)
+        return ev.ConnectionStateChanged(self.connection_state)
+
+    @_applies("reconnecting")
+    def _reconnecting(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        self.connection_state = ev.ConnectionState.RECONNECTING
+        return ev.Reconnecting()
+
+    @_applies("reconnected")
+    def _reconnected(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        self.connection_state = ev.ConnectionState.CONNECTED
+        return ev.Reconnected()
+
+    @_applies("disconnected")
+    def _disconnected(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        reason = ev.DisconnectReason.of(msg.reason)
+        self._connection_lost(reason)
+        return ev.Disconnected(reason)
+
+    @_applies("data_packet_received")
+    def _data(self, msg: Any, payload: bytes | None) -> ev.RoomEvent | None:
+        if payload is None:  # not a user packet (SIP DTMF...): passed on as it came
+            return ev.OtherRoomEvent("data_packet_received", msg)
+        identity = msg.participant_identity
+        return ev.DataReceived(payload, msg.user.topic, identity,
+                               self._remote_participants.get(identity),
+                               msg.kind == room_pb2.KIND_RELIABLE)
 
     # -- state changes that release or end things ------------------------------------------
     def _drop_participant(self, remote: RemoteParticipant) -> None:
@@ -504,80 +469,8 @@ class Room:
             publication._handle.release()
         remote._leave()
 
-    def _add_local_publication(self, publication: LocalTrackPublication) -> None:
-        self.local_participant.track_publications[publication.sid] = publication
-        self._own(publication._handle)
-        if publication.sid in self._published_early:
-            self._published_early.discard(publication.sid)
-            self._emit(ev.LocalTrackPublished(publication))
-
-    async def _publish(self, req: ffi_pb2.FfiRequest) -> room_pb2.PublishTrackCallback:
-        """Send ``req`` (a PublishTrackRequest) and return its reply.
-
-        Cancelled after the request went out, the track would still be published once the
-        native side completes: the reply is handed to a task of the room's nursery, which
-        unpublishes the track when it comes. A cancelled publish ends with nothing published.
-        """
-        async_id = _native.next_async_id()
-        req.publish_track.request_async_id = async_id
-        reply: _router.Subscription[room_pb2.PublishTrackCallback] = _router.Subscription(1)
-        _router.expect_once(async_id, reply)
-        try:
-            _native.request(req)
-        except BaseException:
-            reply.close()
-            raise
-        try:
-            callback = await reply.receive()
-        except BaseException:
-            self._unpublish_when_published(reply)
-            raise
-        reply.close()
-        return callback
-
-    def _unpublish_when_published(self, reply: _router.Subscription[room_pb2.PublishTrackCallback]) -> None:
-        if self._nursery is None:  # the block is over: its disconnect unpublished everything
-            reply.close()  # a late reply's handle is released on arrival
-            return
-        self._nursery.start_soon(self._unpublish_late, reply)
-
-    async def _unpublish_late(self, reply: _router.Subscription[room_pb2.PublishTrackCallback]) -> None:
-        """Wait for the reply of a cancelled publish; unpublish what it published."""
-        try:
-            callback = await reply.receive()
-        except RtcError:  # the native library failed: nothing was published that can be undone
-            return
-        finally:
-            reply.close()
-        if callback.WhichOneof("message") != "publication":
-            return
-        owned = callback.publication  # its handle is ours (recorded by _on_publish_track)
-        try:
-            req = ffi_pb2.FfiRequest()
-            req.unpublish_track.local_participant_handle = self.local_participant._handle.id
-            req.unpublish_track.track_sid = owned.info.sid
-            req.unpublish_track.stop_on_unpublish = False
-            result = await _native.request_async(req, "unpublish_track")
-            if result.HasField("error"):
-                logger.warning("rtc_trio could not unpublish %s after its publish_track was "
-                               "cancelled: %s", owned.info.sid, result.error)
-            else:
-                logger.debug("unpublished track %r (%s): its publish_track was cancelled",
-                             owned.info.name, owned.info.sid)
-        except RtcError as error:
-            logger.warning("rtc_trio could not unpublish %s after its publish_track was "
-                           "cancelled: %s", owned.info.sid, error)
-        finally:
-            _handles.release(owned.handle.id)
-            self._published_early.discard(owned.info.sid)
-
-    def _drop_local_publication(self, sid: str) -> None:
-        publication = self.local_participant.track_publications.pop(sid, None)
-        if publication is not None:
-            publication._handle.release()
-            self._unpublished[sid] = publication
-            while len(self._unpublished) > 64:
-                self._unpublished.pop(next(iter(self._unpublished)))
+    def _announce_local(self, publication: LocalTrackPublication) -> None:
+        self._emit(ev.LocalTrackPublished(publication))
 
     def _connection_lost(self, reason: ev.DisconnectReason) -> None:
         """The room is disconnected: every remote track and participant stream ends."""
@@ -588,9 +481,7 @@ class Room:
             for publication in remote.track_publications.values():
                 if publication.track is not None:
                     publication.track.close()
-            remote._left = True
-            for key in list(remote._stream_keys):
-                _router.end(key)
+            remote._go()
 
     # -- closing ----------------------------------------------------------------------------
     async def _disconnect(self) -> None:
@@ -607,20 +498,30 @@ class Room:
                 await self._eos.wait()
 
     def _close(self) -> None:
-        """Release everything the room holds; end its iterators and streams."""
-        if self._closed:
+        """Release everything the room holds; end its event channels and streams."""
+        if self._link.closed:
             return
-        self._closed = True
+        self._link.closed = True
         self._sub.close()
         if self.connection_state != ev.ConnectionState.DISCONNECTED or self.disconnect_reason is None:
             self._connection_lost(ev.DisconnectReason.CLIENT_INITIATED)
-        self._end_iterators()
+        self._end_channels()
         for remote in self._remote_participants.values():
             for publication in remote.track_publications.values():
                 publication.track = None
+        self.local_participant._close()
         for handle in self._owned:
             handle.release()
         self._owned.clear()
+
+
+def _set_muted(who: Participant, track_sid: str, muted: bool) -> None:
+    publication = who.track_publications.get(track_sid)
+    if publication is not None:
+        publication.muted = muted
+        track = getattr(publication, "track", None)
+        if track is not None:
+            track.muted = muted
 
 
 def _check_timeout(timeout: object) -> float:
@@ -672,11 +573,11 @@ async def connect(
     try:
         room = Room(callback.result)  # no checkpoint between the callback and the room owning its handles
     except BaseException:
-        _abandon(callback)
+        _finish_late_connect(callback)
         raise
     try:
         async with trio.open_nursery() as nursery:
-            room._nursery = nursery
+            room._link.nursery = nursery
             nursery.start_soon(room._pump)
             try:
                 ready = ffi_pb2.FfiRequest()
@@ -686,7 +587,7 @@ async def connect(
             finally:
                 with trio.CancelScope(shield=True):
                     await room._disconnect()
-                room._nursery = None
+                room._link.nursery = None
                 room._pump_scope.cancel()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:

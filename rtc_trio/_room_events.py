@@ -1,17 +1,17 @@
-"""Typed room events, and the bounded per-iterator buffers that deliver them."""
+"""Typed room events, and the bounded per-reader channels that deliver them."""
 
 from __future__ import annotations
 
 import enum
+from abc import ABCMeta
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Union, final
 
 import trio
 
-from rtc_trio._participant import (
-    LocalTrackPublication, Participant, RemoteParticipant, RemoteTrackPublication,
-)
+from rtc_trio._participant import Participant, RemoteParticipant
+from rtc_trio._publications import LocalTrackPublication, RemoteTrackPublication
 from rtc_trio._track import RemoteTrack
 
 
@@ -24,6 +24,8 @@ class ConnectionState(enum.IntEnum):
 
 
 class ConnectionQuality(enum.IntEnum):
+    """A participant's connection quality as the server rates it (values are the protocol's)."""
+
     POOR = 0
     GOOD = 1
     EXCELLENT = 2
@@ -230,6 +232,7 @@ RoomEvent = Union[
     ParticipantNameChanged, ParticipantAttributesChanged, ConnectionQualityChanged,
     ConnectionStateChanged, DataReceived, Reconnecting, Reconnected, Disconnected, OtherRoomEvent,
 ]
+RoomEvent.__doc__ = """Any event a :class:`RoomEvents` channel delivers: one of the typed event classes."""
 
 DEFAULT_EVENT_CAPACITY = 256
 MAX_EVENT_CAPACITY = 4096
@@ -237,14 +240,44 @@ MAX_EVENT_CAPACITY = 4096
 64 MB even if every buffered event is a data packet of the largest size (15 KiB)."""
 
 
-class RoomEvents:
-    """One reader's view of a room's events, from the moment it was opened.
+@dataclass(frozen=True)
+class RoomEventsStatistics:
+    """A :class:`RoomEvents` channel's buffer at one moment, like trio's ``MemoryChannelStatistics``."""
 
-    Iterate it (``async for event in room.events()``); iteration ends when the room closes.
-    It buffers at most ``capacity`` events; when the reader falls behind the oldest is
-    dropped and counted in :attr:`dropped`. Use as ``with room.events() as events:`` to stop
-    buffering as soon as the block ends (otherwise it stops when garbage collected).
+    buffered: int
+    """Events received and waiting to be read."""
+    capacity: int
+    """Most events the channel buffers before it drops the oldest."""
+    dropped: int
+    """Events dropped so far because the reader fell behind."""
+
+
+class _LibraryMade(ABCMeta):
+    """Metaclass of a class only rtc_trio constructs (users get instances from its API)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{cls.__name__} has no public constructor")
+
+
+@final
+class RoomEvents(trio.abc.ReceiveChannel[RoomEvent], metaclass=_LibraryMade):
+    """One reader's channel of a room's events, from the moment :meth:`Room.events` opened it.
+
+    A ``trio.abc.ReceiveChannel``: ``receive()``, ``async for event in events``, ``aclose()``,
+    ``async with events:``; it ends (``trio.EndOfChannel``) when the room disconnects or
+    closes. It buffers at most ``capacity`` events; when the reader falls behind the oldest
+    is dropped and counted in :attr:`dropped`. Closing it (``aclose()``, leaving its
+    ``async with`` or ``with`` block, or :meth:`close`) stops the buffering at once;
+    otherwise it stops when the channel is garbage collected.
     """
+
+    @classmethod
+    def _open(cls, capacity: int) -> RoomEvents:
+        channel: RoomEvents = type.__call__(cls, capacity)
+        return channel
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        raise TypeError("RoomEvents cannot be subclassed")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -267,10 +300,14 @@ class RoomEvents:
         self._ended = True
         self._lot.unpark_all()
 
+    def statistics(self) -> RoomEventsStatistics:
+        """How many events wait to be read, the capacity, and how many were dropped."""
+        return RoomEventsStatistics(len(self._items), self.capacity, self.dropped)
+
     def receive_nowait(self) -> RoomEvent:
         """The oldest buffered event; ``trio.WouldBlock`` if none yet."""
         if self._closed:
-            raise trio.ClosedResourceError("this event iterator is closed")
+            raise trio.ClosedResourceError("this event channel is closed")
         if self._items:
             return self._items.popleft()
         if self._ended:
@@ -290,22 +327,19 @@ class RoomEvents:
             return event
 
     def close(self) -> None:
-        """Stop buffering and drop what is buffered."""
+        """Stop buffering and drop what is buffered; a blocked :meth:`receive` and every
+        later one raise ``trio.ClosedResourceError``. Closing twice is harmless."""
         self._closed = True
         self._items.clear()
         self._lot.unpark_all()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, as a trio async resource: what leaving ``async with`` does."""
+        self.close()
+        await trio.lowlevel.checkpoint()
 
     def __enter__(self) -> RoomEvents:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-    def __aiter__(self) -> RoomEvents:
-        return self
-
-    async def __anext__(self) -> RoomEvent:
-        try:
-            return await self.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None

@@ -300,7 +300,11 @@ def deliver(key: int, item: Any, handle: int = 0) -> None:
 
 
 def end(key: int) -> None:
-    """Native side: ``key`` will send nothing more (end of stream)."""
+    """Any thread: ``key`` will send nothing more (end of stream).
+
+    Called on the native threads for a stream's own end, and from trio when a room ends the
+    streams of a track or participant that went. Never blocks: it only takes the router's lock.
+    """
     with _lock:
         sub = _routes.get(key)
         if sub is not None:

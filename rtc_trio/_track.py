@@ -139,7 +139,25 @@ class LocalVideoTrack(_LocalTrack):
         return _create_local(cls, name, source, VideoSource, "create_video_track")
 
 
-class RemoteTrack(Track):
+class Followable:
+    """Something a stream can follow: it lists the streams that follow it and ends them
+    when it goes (a remote track unsubscribed or unpublished, a participant who left)."""
+
+    def __init__(self) -> None:
+        self._gone = False
+        self._stream_keys: set[int] = set()
+
+    def _go(self) -> None:
+        """It went: every stream following it ends (it only ends their router keys)."""
+        self._gone = True
+        for key in list(self._stream_keys):
+            _router.end(key)
+
+    def _follow(self, key: int) -> None:
+        self._stream_keys.add(key)
+
+
+class RemoteTrack(Track, Followable):
     """A track another participant publishes, received through a room that owns it.
 
     It is usable while subscribed: once unsubscribed (or its room closed) it is closed, its
@@ -148,14 +166,13 @@ class RemoteTrack(Track):
     """
 
     def __init__(self, owned: track_pb2.OwnedTrack) -> None:
-        super().__init__(owned)
-        self._ended = False
-        self._stream_keys: set[int] = set()
+        Track.__init__(self, owned)
+        Followable.__init__(self)
 
     @property
     def closed(self) -> bool:
         """True once the track was unsubscribed, unpublished or its room closed."""
-        return self._ended or self._handle.released
+        return self._gone or self._handle.released
 
     def _check_open(self) -> None:
         if self.closed:
@@ -163,9 +180,7 @@ class RemoteTrack(Track):
 
     def close(self) -> None:
         """Stop using the track here: its streams end. The room keeps the native handle."""
-        self._ended = True
-        for key in list(self._stream_keys):
-            _router.end(key)
+        self._go()
 
 
 class RemoteAudioTrack(RemoteTrack):

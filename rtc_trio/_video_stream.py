@@ -10,7 +10,9 @@ import trio
 from rtc_trio import _handles, _native, _router
 from rtc_trio._proto import ffi_pb2, video_frame_pb2
 from rtc_trio._stream import FrameStream, check_capacity, create_stream, native_backlog
-from rtc_trio._participant import RemoteParticipant, check_stream_open, check_stream_source, stream_scope
+from rtc_trio._stream_follow import (
+    FollowableParticipant, check_stream_open, check_stream_source, stream_scope,
+)
 from rtc_trio._track import Track, TrackKind, TrackSource
 from rtc_trio._video_frame import VideoBufferType, VideoFrame, as_buffer_type
 
@@ -39,7 +41,7 @@ class VideoStream(FrameStream[VideoFrame]):
 async def open_video_stream(
     track: Track | None = None,
     *,
-    participant: RemoteParticipant | None = None,
+    participant: FollowableParticipant | None = None,
     track_source: TrackSource | None = None,
     format: VideoBufferType = VideoBufferType.RGBA,
     capacity: int = DEFAULT_VIDEO_CAPACITY,

@@ -9,6 +9,7 @@ import logging
 import random
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from typing import Callable, Iterator
@@ -18,7 +19,8 @@ import trio
 import trio.testing
 
 import rtc_trio as rtc
-from rtc_trio import _handles, _router
+from rtc_trio import _handles, _native, _router
+from rtc_trio._proto import ffi_pb2
 from rtc_trio._room import ROOM_INBOX_CAPACITY
 from rtc_trio._participant import MAX_DATA_PAYLOAD
 from rtc_trio._room_events import MAX_EVENT_CAPACITY
@@ -242,25 +244,108 @@ async def _cancel_once_waiting(scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
+async def _cancel_a_connect_whose_room_is_created(server: TestServer, log: _Messages) -> None:
+    """Cancel a connect while it waits for its reply, the native connect free to complete;
+    return once the room it created after the caller left is disconnected (by the server's
+    own list: another participant may never see a short stay)."""
+    name = room_name("late")
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_once_waiting, scope)
+            async with rtc.connect(server.url, server.token("ghost", name)):
+                pytest.fail("the block must not run")
+    assert scope.cancelled_caught
+    await log.wait_for(f"connect to room {name!r} completed after its caller left")
+    await _wait_until_the_server_lists(server, name, lambda listed: "ghost" not in listed)
+
+
 def test_a_cancelled_connect_whose_room_was_created_is_disconnected() -> None:
     """The connect is cancelled while it waits for its reply, with the native connect free to
     complete: its room is created natively after the caller left, and must be disconnected.
     Checked against the server's own list (another participant may never see a short stay)."""
     server = require_server()
+    with _debug_log() as log:
+        run(_cancel_a_connect_whose_room_is_created, server, log)
+
+
+def test_a_late_connect_is_finished_from_the_trio_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As above, and the requests that finish the late room (ready_for_room_event, then
+    disconnect) go out from the trio run's own thread, never from inside the native callback
+    (a re-entrancy livekit_ffi does not document), and every handle of the late room is
+    released once it is disconnected."""
+    server = require_server()
+    sent: list[tuple[str, bool]] = []  # request kind, sent from the trio thread
+    trio_thread = threading.get_ident()  # trio.run runs on this thread
+    request = _native.request
+
+    def recording(req: ffi_pb2.FfiRequest) -> ffi_pb2.FfiResponse:
+        sent.append((req.WhichOneof("message") or "", threading.get_ident() == trio_thread))
+        return request(req)
 
     async def main(log: _Messages) -> None:
-        name = room_name("late")
-        with trio.CancelScope() as scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_once_waiting, scope)
-                async with rtc.connect(server.url, server.token("ghost", name)):
-                    pytest.fail("the block must not run")
-        assert scope.cancelled_caught
-        await log.wait_for(f"connect to room {name!r} completed after its caller left")
-        await _wait_until_the_server_lists(server, name, lambda listed: "ghost" not in listed)
+        baseline = rtc.live_handles()
+        await _cancel_a_connect_whose_room_is_created(server, log)
+        await wait_until(lambda: rtc.live_handles() == baseline)
 
+    monkeypatch.setattr(_native, "request", recording)
     with _debug_log() as log:
         run(main, log)
+    finishing = [entry for entry in sent if entry[0] in ("ready_for_room_event", "disconnect")]
+    assert finishing == [("ready_for_room_event", True), ("disconnect", True)], sent
+
+
+LATE_AFTER_THE_RUN = r"""
+import logging, sys, trio, trio.testing, rtc_trio as rtc
+logging.basicConfig(stream=sys.stdout, format="%(message)s")
+logging.getLogger("rtc_trio").setLevel(logging.DEBUG)
+url, token = sys.argv[1], sys.argv[2]
+
+async def main():
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            async def cancel():
+                await trio.testing.wait_all_tasks_blocked()  # the connect request is out
+                scope.cancel()
+            nursery.start_soon(cancel)
+            async with rtc.connect(url, token):
+                raise AssertionError("the block must not run")
+
+trio.run(main)  # over long before the native connect completes
+print("run over", flush=True)
+sys.stdin.readline()  # "bye"
+"""
+
+
+def test_a_late_connect_whose_trio_run_is_over_is_still_disconnected() -> None:
+    """The caller's whole trio run ends before its cancelled connect completes natively:
+    there is no run to hand the late room to, and it is disconnected all the same (left
+    alone, livekit_ffi would panic 15 s later, waiting for its ready_for_room_event). In a
+    subprocess: a panic would take that process's native library with it."""
+    server = require_server()
+    name = room_name("late")
+    command = [sys.executable, "-c", LATE_AFTER_THE_RUN, server.url, server.token("ghost", name)]
+
+    async def main() -> None:
+        child = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            output = b""
+            with trio.fail_after(BOUND):
+                while f"connect to room {name!r} completed after its caller left".encode() not in output:
+                    chunk = await child.stdout.receive_some()
+                    assert chunk, f"the child ended early: {output.decode()}"
+                    output += chunk
+            await _wait_until_the_server_lists(server, name, lambda listed: "ghost" not in listed)
+            await child.stdin.send_all(b"bye\n")
+            with trio.fail_after(BOUND):
+                assert await child.wait() == 0
+            print(output.decode())
+        finally:
+            child.kill()
+            with trio.CancelScope(shield=True):
+                await child.wait()
+
+    run(main)
 
 
 # -- the body's exception -----------------------------------------------------------------
