@@ -8,10 +8,10 @@ from typing import AsyncIterator
 import trio
 
 from rtc_trio import _handles, _native, _router
-from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels
+from rtc_trio._audio_frame import AudioFrame
 from rtc_trio._ffi import ffi, lib
 from rtc_trio._proto import audio_frame_pb2, ffi_pb2
-from rtc_trio._stream import FrameStream, check_capacity, create_stream, native_backlog
+from rtc_trio._stream import FrameStream, check_audio_stream, create_stream, native_backlog
 from rtc_trio._participant import RemoteParticipant, check_stream_open, check_stream_source, stream_scope
 from rtc_trio._track import Track, TrackKind, TrackSource
 
@@ -100,13 +100,8 @@ async def open_audio_stream(
     native stream and releases every frame still buffered.
     """
     who = check_stream_source("open_audio_stream", track, participant, track_source, TrackKind.AUDIO)
-    check_rate_and_channels(sample_rate, num_channels)
-    if frame_size_ms is not None:
-        if isinstance(frame_size_ms, bool) or not isinstance(frame_size_ms, int):
-            raise TypeError(f"frame_size_ms must be an int or None, not {type(frame_size_ms).__name__}")
-        if not 1 <= frame_size_ms <= 10_000:
-            raise ValueError(f"frame_size_ms must be between 1 and 10000, got {frame_size_ms}")
-    capacity = check_capacity(capacity)
+    sample_rate, num_channels, frame_size_ms, capacity = check_audio_stream(
+        sample_rate, num_channels, frame_size_ms, capacity)
     check_stream_open(track, who)
     await trio.lowlevel.checkpoint()
     check_stream_open(track, who)
