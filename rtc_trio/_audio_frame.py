@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rtc_trio import _handles, _validate
+from rtc_trio._errors import RtcError
 
 class _BufferInfo(Protocol):
     """A received buffer's description: the protobuf message or the C struct alike."""
@@ -102,13 +103,22 @@ class AudioFrame:
 
     @classmethod
     def _view(cls, info: _BufferInfo, handle: int) -> AudioFrame:
-        """A received frame: a zero-copy view of the buffer ``handle`` owns."""
-        frame = cls.__new__(cls)
-        count = info.samples_per_channel * info.num_channels
-        raw = _handles.native_view(info.data_ptr, count * 2, handle)
-        frame.data = raw.view(np.int16).reshape(info.samples_per_channel, info.num_channels)
-        frame.sample_rate = info.sample_rate
-        return frame
+        """A received frame: a zero-copy view of the buffer ``handle`` owns.
+
+        The frame owns ``handle`` from here: if building it fails, the handle is released.
+        """
+        try:
+            frame = cls.__new__(cls)
+            samples, channels = int(info.samples_per_channel), int(info.num_channels)
+            raw = _handles.native_view(info.data_ptr, samples * channels * 2, handle)
+            frame.data = raw.view(np.int16).reshape(samples, channels)
+            frame.sample_rate = int(info.sample_rate)
+            return frame
+        except BaseException as error:
+            _handles.release(handle)
+            if isinstance(error, Exception):
+                raise RtcError(f"cannot read an audio frame from the native library: {error}") from error
+            raise
 
     @property
     def num_channels(self) -> int:

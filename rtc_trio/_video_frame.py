@@ -152,10 +152,26 @@ class VideoFrame:
 
     @classmethod
     def _view(cls, info: video_frame_pb2.VideoBufferInfo, handle: int, timestamp_us: int) -> VideoFrame:
-        """A received buffer as a frame: zero-copy when its planes are packed back to back."""
+        """A received buffer as a frame: zero-copy when its planes are packed back to back.
+
+        The frame owns ``handle`` from here: if building it fails, the handle is released.
+        """
+        try:
+            return cls._build(info, handle, timestamp_us)
+        except BaseException as error:
+            _handles.release(handle)
+            if isinstance(error, Exception) and not isinstance(error, RtcError):
+                raise RtcError(f"cannot read a video frame from the native library: {error}") from error
+            raise
+
+    @classmethod
+    def _build(cls, info: video_frame_pb2.VideoBufferInfo, handle: int, timestamp_us: int) -> VideoFrame:
         frame = cls.__new__(cls)
+        try:
+            frame.type = VideoBufferType(info.type)
+        except ValueError:
+            raise RtcError(f"the native library sent a frame of unknown type {info.type}") from None
         frame.width, frame.height = info.width, info.height
-        frame.type = VideoBufferType(info.type)
         frame.timestamp_us = timestamp_us
         layout = plane_layout(frame.type, info.width, info.height)
         size = sum(row_bytes * rows for row_bytes, rows in layout)
