@@ -80,6 +80,7 @@ class AudioFrame:
     ``data`` has shape ``(samples,)`` for mono or ``(samples, channels)``, interleaved;
     received frames always have shape ``(samples_per_channel, num_channels)`` and view
     native memory without a copy (use :meth:`copy` to keep one beyond the stream).
+    ``sample_rate`` from 8000 to 384,000 Hz, 1 to 16 channels (docs/supported.md).
     """
 
     __slots__ = ("data", "sample_rate")

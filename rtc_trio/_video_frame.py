@@ -127,6 +127,8 @@ class VideoFrame:
     ``data`` is a C-contiguous uint8 array of exactly :func:`frame_size` bytes. Frames
     received from a stream view native memory without a copy: packed RGB types are shaped
     ``(height, width, bytes_per_pixel)``, planar types are flat (see :meth:`planes`).
+    Each side from 1 to 16384 pixels, at most 4096x4096 pixels in all; what it converts to
+    is in :data:`CONVERSIONS` (docs/supported.md).
     """
 
     __slots__ = ("width", "height", "type", "data", "timestamp_us")

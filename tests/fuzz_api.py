@@ -1,14 +1,21 @@
 """Seeded fuzz of the media layer's public API, each batch of cases in a subprocess.
 
 The native library aborts the whole process on some inputs, so a case never runs in the
-process that judges it: batches of cases run in worker subprocesses, and when a worker dies
-its batch is re-run one case per subprocess to name the input that killed it.
+process that judges it: batches of cases run in worker subprocesses. When a worker dies,
+the case it had started is run alone; if that one survives (a native thread may abort
+after its case returned), the batch's earlier cases are run one per subprocess, so the
+report names the input that killed it. :func:`supported` is the oracle: written from the
+measured support tables, not from rtc_trio's code, it says which cases must work and which
+must be refused.
 
     python tests/fuzz_api.py [--seed N] [--cases N] [--budget SECONDS] [--jobs N]
-    python tests/fuzz_api.py --matrix convert|capture|audio|audio-rates|bounds
+    PYTHONPATH=CHECKOUT python tests/fuzz_api.py --matrix NAME
 
-``--matrix`` measures a support table systematically (every case in a subprocess batch)
-and prints it; run it against code that does not refuse the values being measured.
+``--matrix`` measures a support table systematically (every case in a worker subprocess)
+and prints each case with its outcome; NAME is one of convert, capture, capture-sizes,
+audio-rates, audio-low, audio-combos, audio-big, audio-rule, audio-channels, bounds. Run it
+against a checkout that does not refuse the values being measured (docs/supported.md has
+the results for livekit 1.2.1).
 A case is a JSON object; its values are plain JSON, except ``{"np": dtype, "v": x}``
 for numpy scalars.
 """
