@@ -44,7 +44,7 @@ def check_audio_stream(
         frame_ms = _validate.integer("frame_size_ms", frame_size_ms, 1, MAX_FRAME_SIZE_MS)
     frame_bytes = rate * max(frame_ms or 10, 10) // 1000 * channels * 2
     limit = MAX_AUDIO_BUFFER_BYTES // frame_bytes
-    why = f" (a stream buffers at most 128 MiB, and its frames have {frame_bytes} bytes)"
+    why = f" (a stream buffers at most 128 MiB; a frame here counts {frame_bytes} bytes)"
     return rate, channels, frame_ms, check_capacity(capacity, limit, why)
 
 

@@ -748,13 +748,13 @@ def matrix_cases(name: str) -> list[Case]:
                 for a in [8000, 48000, 384000] for b in [48000, 96000, 192000, 384000]
                 for c in [1, 2, 8, 32] for d in [1, 2, 8, 32] for q in [0] if a != b or c != d]
     if name == "audio-rule":
-        edge = [(8000, 1), (8000, 16), (11025, 16), (16000, 16), (22050, 16), (44100, 16),
-                (48000, 16), (48000, 1), (48000, 2), (96000, 8), (192000, 4), (384000, 2),
-                (384000, 1), (12345, 16)]
+        formats = [(8000, 1), (8000, 16), (11025, 16), (16000, 16), (22050, 16), (44100, 16),
+                   (48000, 16), (48000, 1), (48000, 2), (96000, 8), (192000, 4), (384000, 2),
+                   (384000, 1), (12345, 16)]
         cases = [{"op": "audio", "source": {"rate": a, "channels": c, "queue_ms": 0 if a % 100 == 0 else 100},
                   "stream": {"rate": b, "channels": d},
                   "capture": {"samples": a // 100, "count": 3}, "wait": 2}
-                 for a, c in edge for b, d in edge]
+                 for a, c in formats for b, d in formats]
         cases += [{"op": "audio", "source": {"rate": a, "channels": c, "queue_ms": 0},
                    "stream": {"rate": b, "channels": d, "frame_ms": f},
                    "capture": {"samples": a // 100, "count": n}, "wait": 5}

@@ -284,5 +284,5 @@ def test_an_audio_frame_that_cannot_be_read_releases_its_handle() -> None:
 
     before = rtc.live_handles()
     with pytest.raises(rtc.RtcError, match="cannot read an audio frame"):
-        rtc.AudioFrame._view(Unreadable(), _handles.acquire(owned.handle.id))
+        rtc.AudioFrame._view(Unreadable(), _handles.acquire(owned.handle.id))  # type: ignore[arg-type]
     assert rtc.live_handles() == before
