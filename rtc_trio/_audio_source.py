@@ -10,7 +10,7 @@ from typing import AsyncIterator
 import trio
 
 from rtc_trio import _native
-from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels
+from rtc_trio._audio_frame import AudioFrame, check_source
 from rtc_trio._errors import RtcError
 from rtc_trio._ffi import ffi, lib
 from rtc_trio._handles import NativeHandle
@@ -190,13 +190,12 @@ async def open_audio_source(
 
     ``queue_size_ms`` (a multiple of 10) is the native queue: ``capture_frame`` waits while it
     is full, which paces a producer at real time. 0 means no queue: frames go straight to the
-    tracks and must be exactly 10 ms long.
+    tracks and must be exactly 10 ms long (so the rate must be a multiple of 100 Hz).
+    Supported: 8000 to 384,000 Hz, 1 to 16 channels, at most 768,000 samples a second in
+    all, ``queue_size_ms`` up to 60,000 (docs/supported.md).
     """
-    check_rate_and_channels(sample_rate, num_channels)
-    if isinstance(queue_size_ms, bool) or not isinstance(queue_size_ms, int):
-        raise TypeError(f"queue_size_ms must be an int, not {type(queue_size_ms).__name__}")
-    if not 0 <= queue_size_ms <= MAX_QUEUE_MS or queue_size_ms % 10:
-        raise ValueError(f"queue_size_ms must be a multiple of 10 from 0 to {MAX_QUEUE_MS}, got {queue_size_ms}")
+    sample_rate, num_channels, queue_size_ms = check_source(
+        sample_rate, num_channels, queue_size_ms, MAX_QUEUE_MS)
     await trio.lowlevel.checkpoint()
     req = ffi_pb2.FfiRequest()
     new = req.new_audio_source

@@ -8,10 +8,10 @@ from typing import AsyncIterator
 import trio
 
 from rtc_trio import _handles, _native, _router
-from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels, valid_buffer_info
+from rtc_trio._audio_frame import AudioFrame, valid_buffer_info
 from rtc_trio._ffi import ffi, lib
 from rtc_trio._proto import audio_frame_pb2, ffi_pb2
-from rtc_trio._stream import FrameStream, check_capacity, create_stream, native_backlog
+from rtc_trio._stream import FrameStream, check_audio_stream, create_stream, native_backlog
 from rtc_trio._stream_follow import (
     FollowableParticipant, check_stream_open, check_stream_source, stream_scope,
 )
@@ -108,15 +108,15 @@ async def open_audio_stream(
     when the participant leaves. ``frame_size_ms`` sets the length of each frame (native
     10 ms frames when None). Nothing of the stream outlives the block: leaving it stops the
     native stream and releases every frame still buffered.
+
+    Supported (docs/supported.md): 8000 to 384,000 Hz, 1 to 16 channels, at most 768,000
+    samples a second in all; ``frame_size_ms`` 1 to 10,000; ``capacity`` frames of at most
+    128 MiB together (139,810 frames of 10 ms at 48 kHz mono). Asked for more channels than
+    the track has, a stream gets the track's own, except that mono is made stereo.
     """
     who = check_stream_source("open_audio_stream", track, participant, track_source, TrackKind.AUDIO)
-    check_rate_and_channels(sample_rate, num_channels)
-    if frame_size_ms is not None:
-        if isinstance(frame_size_ms, bool) or not isinstance(frame_size_ms, int):
-            raise TypeError(f"frame_size_ms must be an int or None, not {type(frame_size_ms).__name__}")
-        if not 1 <= frame_size_ms <= 10_000:
-            raise ValueError(f"frame_size_ms must be between 1 and 10000, got {frame_size_ms}")
-    capacity = check_capacity(capacity)
+    sample_rate, num_channels, frame_size_ms, capacity = check_audio_stream(
+        sample_rate, num_channels, frame_size_ms, capacity)
     check_stream_open(track, who)
     await trio.lowlevel.checkpoint()
     check_stream_open(track, who)

@@ -8,7 +8,8 @@ from typing import Any, Callable, TypeVar
 
 import trio
 
-from rtc_trio import _native, _router
+from rtc_trio import _native, _router, _validate
+from rtc_trio._audio_frame import MAX_FRAME_SIZE_MS, check_audio_format
 from rtc_trio._handles import NativeHandle
 from rtc_trio._proto import ffi_pb2
 
@@ -16,12 +17,44 @@ FrameT = TypeVar("FrameT")
 StreamT = TypeVar("StreamT", bound="FrameStream[Any]")
 
 
-def check_capacity(capacity: object) -> int:
-    if isinstance(capacity, bool) or not isinstance(capacity, int):
-        raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
-    if capacity < 1:
-        raise ValueError(f"capacity must be at least 1, got {capacity}")
-    return capacity
+MAX_AUDIO_BUFFER_BYTES = 128 * 2**20
+"""Most audio one stream may buffer: ``capacity`` frames of the stream's frame size.
+
+The capacity is what bounds memory: the native stream preallocates a slot per frame of it
+(2**31 frames asked it for 80 GB and aborted the process), our ring another, and each
+buffered frame holds its samples. 128 MiB is 23 minutes of 48 kHz mono, and leaves
+``capacity=100_000`` 10 ms frames of 48 kHz mono (a long unpaced burst) possible."""
+
+MAX_VIDEO_CAPACITY = 30
+"""Most frames one video stream may buffer: 1 s at 30 fps. Worst case, with the native
+queue before conversion (as many frames, at least 16): 30 x 8.3 MB + 30 x 3.1 MB = 0.34 GB
+of 1920x1080 RGBA, 1.4 GB of 3840x2160."""
+
+
+def check_audio_stream(
+    sample_rate: object, num_channels: object, frame_size_ms: object, capacity: object
+) -> tuple[int, int, int | None, int]:
+    """An audio stream's arguments as ints, or ``TypeError``/``ValueError``.
+
+    The capacity is bounded by :data:`MAX_AUDIO_BUFFER_BYTES` over the bytes of a frame
+    (counted as at least 10 ms: the native queue holds 10 ms frames).
+    """
+    rate, channels = check_audio_format(sample_rate, num_channels)
+    frame_ms = None
+    if frame_size_ms is not None:
+        frame_ms = _validate.integer("frame_size_ms", frame_size_ms, 1, MAX_FRAME_SIZE_MS)
+    frame_bytes = rate * max(frame_ms or 10, 10) // 1000 * channels * 2
+    limit = MAX_AUDIO_BUFFER_BYTES // frame_bytes
+    why = f" (a stream buffers at most 128 MiB; a frame here counts {frame_bytes} bytes)"
+    return rate, channels, frame_ms, check_capacity(capacity, limit, why)
+
+
+def check_capacity(capacity: object, limit: int, why: str = "") -> int:
+    """``capacity`` as an int from 1 to ``limit`` (``why`` says where the limit comes from)."""
+    try:
+        return _validate.integer("capacity", capacity, 1, limit)
+    except ValueError as error:
+        raise ValueError(f"{error}{why}") from None
 
 
 def native_backlog(capacity: int, floor: int) -> int:

@@ -9,7 +9,9 @@ import trio
 
 from rtc_trio import _handles, _native, _router
 from rtc_trio._proto import ffi_pb2, video_frame_pb2
-from rtc_trio._stream import FrameStream, check_capacity, create_stream, native_backlog
+from rtc_trio._stream import (
+    MAX_VIDEO_CAPACITY, FrameStream, check_capacity, create_stream, native_backlog,
+)
 from rtc_trio._stream_follow import (
     FollowableParticipant, check_stream_open, check_stream_source, stream_scope,
 )
@@ -19,6 +21,16 @@ from rtc_trio._video_frame import VideoBufferType, VideoFrame, as_buffer_type
 DEFAULT_VIDEO_CAPACITY = 4
 """Frames buffered per stream: about 130 ms at 30 fps (15 MB at 1280x720 RGBA). Video is
 consumed live: a consumer that falls further behind gets the newest pictures, not old ones."""
+
+
+STREAM_FORMATS = (
+    VideoBufferType.RGBA, VideoBufferType.ABGR, VideoBufferType.ARGB, VideoBufferType.BGRA,
+    VideoBufferType.RGB24, VideoBufferType.I420,
+)
+"""The formats a stream delivers. The native stream converts each picture with the
+converter of :meth:`VideoFrame.convert`, from I420 (what remote tracks decode to, and what
+a local track carries after ``capture_frame``): to I420A, I422, I444, I010 or NV12 it has no
+conversion, and such a stream delivered nothing, logging an error per picture."""
 
 
 NATIVE_VIDEO_BACKLOG = 16
@@ -52,10 +64,17 @@ async def open_video_stream(
     remote participant's track of that source, followed across re-publishes; the stream ends
     when the participant leaves. Nothing of the stream outlives the block: leaving it stops
     the native stream and releases every frame still buffered.
+
+    Supported (docs/supported.md): ``format`` RGBA, ABGR, ARGB, BGRA, RGB24 or I420 (convert
+    the frames for another type); ``capacity`` 1 to 30 frames. A local track's pictures
+    arrive cropped to multiples of 4 pixels (1282x722 arrives as 1280x720).
     """
     who = check_stream_source("open_video_stream", track, participant, track_source, TrackKind.VIDEO)
-    kind = as_buffer_type(format)
-    capacity = check_capacity(capacity)
+    kind = as_buffer_type(format, "format")
+    if kind not in STREAM_FORMATS:
+        names = ", ".join(t.name for t in STREAM_FORMATS)
+        raise ValueError(f"open_video_stream delivers {names}, not {kind.name}; convert() its frames")
+    capacity = check_capacity(capacity, MAX_VIDEO_CAPACITY)
     check_stream_open(track, who)
     await trio.lowlevel.checkpoint()
     check_stream_open(track, who)

@@ -63,7 +63,7 @@ def test_convert_from_rgba_to_every_type_and_back(target: rtc.VideoBufferType) -
     frame = solid_rgba(W, H, (90, 160, 220))
     try:
         converted = frame.convert(target)
-    except rtc.RtcError as error:  # a pair the native converter lacks must say so clearly
+    except (rtc.RtcError, ValueError) as error:  # a pair the native converter lacks must say so clearly
         assert target.name in str(error)
         return
     assert converted.type == target
@@ -71,7 +71,7 @@ def test_convert_from_rgba_to_every_type_and_back(target: rtc.VideoBufferType) -
     assert len(converted.planes()) in (1, 2, 3, 4)
     try:
         back = converted.convert(rtc.VideoBufferType.RGBA)
-    except rtc.RtcError as error:
+    except (rtc.RtcError, ValueError) as error:
         assert "RGBA" in str(error)
         return
     mean = back.data[..., :3].reshape(-1, 3).mean(axis=0)
