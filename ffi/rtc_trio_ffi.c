@@ -23,7 +23,7 @@ typedef struct {
 } rtc_audio_frame;
 
 /* The received frames the fast path accepts; the same bounds as rtc_trio/_audio_frame.py. */
-#define MAX_CHANNELS 32
+#define MAX_CHANNELS 16
 #define MAX_SAMPLE_RATE 384000
 #define MAX_FRAME_SECONDS 10
 

@@ -312,7 +312,7 @@ static bool nested_varint(const uint8_t *data, size_t len, uint32_t field_of, ui
 /* What Python can view: the bounds of rtc_trio/_audio_frame.py, written out again here. */
 static bool viewable(uint64_t data_ptr, uint32_t channels, uint32_t rate, uint32_t samples)
 {
-    return data_ptr != 0 && channels >= 1 && channels <= 32 && rate >= 1 && rate <= 384000 &&
+    return data_ptr != 0 && channels >= 1 && channels <= 16 && rate >= 1 && rate <= 384000 &&
            samples >= 1 && (uint64_t)samples <= (uint64_t)rate * 10;
 }
 
@@ -434,7 +434,7 @@ static void load_fields(const char *dir)
 
 static size_t interesting_varint(rng *r, uint8_t *out)
 {
-    static const uint64_t values[] = {0, 1, 2, 32, 33, 127, 128, 384000, 384001, 3840001,
+    static const uint64_t values[] = {0, 1, 2, 16, 17, 32, 33, 127, 128, 384000, 384001, 3840001,
                                       UINT32_MAX, UINT64_C(1) << 32, (UINT64_C(1) << 32) + 1,
                                       UINT64_C(1) << 63, UINT64_MAX};
     if (below(r, 10) == 0) { /* overlong: 11 bytes */
@@ -737,7 +737,7 @@ static bool oracle_accept(const uint8_t *data, size_t len)
 
 static uint64_t oracle_value(rng *r)
 {
-    static const uint64_t values[] = {0, 1, 2, 10, 31, 32, 33, 160, 480, 48000, 384000, 384001,
+    static const uint64_t values[] = {0, 1, 2, 10, 15, 16, 17, 31, 32, 33, 160, 480, 48000, 384000, 384001,
                                       3840000, 3840001, UINT32_MAX, UINT64_C(1) << 32,
                                       (UINT64_C(1) << 32) + 1, (UINT64_C(1) << 32) + 48000,
                                       UINT64_C(1) << 63};
