@@ -10,11 +10,9 @@ import trio
 from rtc_trio import _handles, _native, _router
 from rtc_trio._audio_frame import AudioFrame, valid_buffer_info
 from rtc_trio._ffi import ffi, lib
-from rtc_trio._proto import audio_frame_pb2, ffi_pb2
-from rtc_trio._stream import FrameStream, check_audio_stream, create_stream, native_backlog
-from rtc_trio._stream_follow import (
-    FollowableParticipant, check_stream_open, check_stream_source, stream_scope,
-)
+from rtc_trio._proto import audio_frame_pb2
+from rtc_trio._stream import FrameStream, check_audio_stream, native_backlog
+from rtc_trio._stream_follow import FollowableParticipant, check_stream_source, open_frame_stream
 from rtc_trio._track import Track, TrackKind, TrackSource
 
 DEFAULT_AUDIO_CAPACITY = 100
@@ -117,32 +115,20 @@ async def open_audio_stream(
     who = check_stream_source("open_audio_stream", track, participant, track_source, TrackKind.AUDIO)
     sample_rate, num_channels, frame_size_ms, capacity = check_audio_stream(
         sample_rate, num_channels, frame_size_ms, capacity)
-    check_stream_open(track, who)
-    await trio.lowlevel.checkpoint()
-    check_stream_open(track, who)
-    req = ffi_pb2.FfiRequest()
-    new: audio_frame_pb2.NewAudioStreamRequest | audio_frame_pb2.AudioStreamFromParticipantRequest
-    if who is not None:
-        new = req.audio_stream_from_participant
-        new.participant_handle = who._handle.id
-        new.track_source = int(track_source)  # type: ignore[arg-type, assignment]
-    elif track is not None:
-        new = req.new_audio_stream
-        new.track_handle = track._handle.id
-    new.type = audio_frame_pb2.AudioStreamType.AUDIO_STREAM_NATIVE
-    new.sample_rate = sample_rate
-    new.num_channels = num_channels
-    new.queue_size_frames = native_backlog(capacity, NATIVE_AUDIO_BACKLOG)
-    if frame_size_ms is not None:
-        new.frame_size_ms = frame_size_ms
-    stream = create_stream(
-        req, capacity, lambda sub, handle: AudioStream(sub, handle, int(sample_rate), int(num_channels))
-    )
-    try:
-        with stream_scope(track, who, stream._handle.id):
-            yield stream
-    finally:
-        stream._close()
+
+    def configure(new: audio_frame_pb2.NewAudioStreamRequest) -> None:
+        new.type = audio_frame_pb2.AudioStreamType.AUDIO_STREAM_NATIVE
+        new.sample_rate = sample_rate
+        new.num_channels = num_channels
+        new.queue_size_frames = native_backlog(capacity, NATIVE_AUDIO_BACKLOG)
+        if frame_size_ms is not None:
+            new.frame_size_ms = frame_size_ms
+
+    async with open_frame_stream(
+        track, who, track_source, ("new_audio_stream", "audio_stream_from_participant"),
+        configure, capacity, lambda sub, handle: AudioStream(sub, handle, sample_rate, num_channels),
+    ) as stream:
+        yield stream
 
 
 @_native.on_event("audio_stream_event")

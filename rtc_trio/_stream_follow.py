@@ -8,11 +8,14 @@ opening a stream needs nothing from the room layer.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import trio
 
 from rtc_trio._handles import NativeHandle
+from rtc_trio._proto import ffi_pb2
+from rtc_trio._router import Subscription
+from rtc_trio._stream import StreamT, create_stream
 from rtc_trio._track import Followable, Track, TrackKind, TrackSource
 
 
@@ -74,3 +77,38 @@ def stream_scope(track: Track | None, participant: FollowableParticipant | None,
         yield
     finally:
         followed._stream_keys.discard(key)
+
+
+@contextlib.asynccontextmanager
+async def open_frame_stream(
+    track: Track | None, participant: FollowableParticipant | None,
+    track_source: TrackSource | None, requests: tuple[str, str], configure: Callable[[Any], None],
+    capacity: int, make: Callable[[Subscription[Any], NativeHandle], StreamT],
+) -> AsyncIterator[StreamT]:
+    """The lifecycle both stream openers share, once their arguments are checked.
+
+    ``requests`` names the FfiRequest fields that open a stream on a track and on a
+    participant's track of a source; ``configure`` fills in the rest of that request. The
+    stream ends with the block, and with the remote track or participant it follows.
+    """
+    check_stream_open(track, participant)
+    await trio.lowlevel.checkpoint()
+    check_stream_open(track, participant)  # it may have gone during the checkpoint
+    req = ffi_pb2.FfiRequest()
+    on_track, on_participant = requests
+    if participant is not None:
+        new = getattr(req, on_participant)
+        new.participant_handle = participant._handle.id
+        new.track_source = int(track_source)  # type: ignore[arg-type]
+    elif track is not None:
+        new = getattr(req, on_track)
+        new.track_handle = track._handle.id
+    else:
+        raise TypeError("a stream reads a track, or a participant's track of a source")
+    configure(new)
+    stream = create_stream(req, capacity, make)
+    try:
+        with stream_scope(track, participant, stream._handle.id):
+            yield stream
+    finally:
+        stream._close()

@@ -5,16 +5,11 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-import trio
 
 from rtc_trio import _handles, _native, _router
-from rtc_trio._proto import ffi_pb2, video_frame_pb2
-from rtc_trio._stream import (
-    MAX_VIDEO_CAPACITY, FrameStream, check_capacity, create_stream, native_backlog,
-)
-from rtc_trio._stream_follow import (
-    FollowableParticipant, check_stream_open, check_stream_source, stream_scope,
-)
+from rtc_trio._proto import video_frame_pb2
+from rtc_trio._stream import MAX_VIDEO_CAPACITY, FrameStream, check_capacity, native_backlog
+from rtc_trio._stream_follow import FollowableParticipant, check_stream_source, open_frame_stream
 from rtc_trio._track import Track, TrackKind, TrackSource
 from rtc_trio._video_frame import VideoBufferType, VideoFrame, as_buffer_type
 
@@ -75,28 +70,18 @@ async def open_video_stream(
         names = ", ".join(t.name for t in STREAM_FORMATS)
         raise ValueError(f"open_video_stream delivers {names}, not {kind.name}; convert() its frames")
     capacity = check_capacity(capacity, MAX_VIDEO_CAPACITY)
-    check_stream_open(track, who)
-    await trio.lowlevel.checkpoint()
-    check_stream_open(track, who)
-    req = ffi_pb2.FfiRequest()
-    new: video_frame_pb2.NewVideoStreamRequest | video_frame_pb2.VideoStreamFromParticipantRequest
-    if who is not None:
-        new = req.video_stream_from_participant
-        new.participant_handle = who._handle.id
-        new.track_source = int(track_source)  # type: ignore[arg-type, assignment]
-    elif track is not None:
-        new = req.new_video_stream
-        new.track_handle = track._handle.id
-    new.type = video_frame_pb2.VideoStreamType.VIDEO_STREAM_NATIVE
-    new.format = kind.value  # type: ignore[assignment]
-    new.normalize_stride = True
-    new.queue_size_frames = native_backlog(capacity, NATIVE_VIDEO_BACKLOG)
-    stream = create_stream(req, capacity, lambda sub, handle: VideoStream(sub, handle, kind))
-    try:
-        with stream_scope(track, who, stream._handle.id):
-            yield stream
-    finally:
-        stream._close()
+
+    def configure(new: video_frame_pb2.NewVideoStreamRequest) -> None:
+        new.type = video_frame_pb2.VideoStreamType.VIDEO_STREAM_NATIVE
+        new.format = kind.value  # type: ignore[assignment]
+        new.normalize_stride = True
+        new.queue_size_frames = native_backlog(capacity, NATIVE_VIDEO_BACKLOG)
+
+    async with open_frame_stream(
+        track, who, track_source, ("new_video_stream", "video_stream_from_participant"),
+        configure, capacity, lambda sub, handle: VideoStream(sub, handle, kind),
+    ) as stream:
+        yield stream
 
 
 @_native.on_event("video_stream_event")
