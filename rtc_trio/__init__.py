@@ -3,14 +3,14 @@
 from rtc_trio._audio_frame import AudioFrame
 from rtc_trio._audio_source import AudioSource, open_audio_source
 from rtc_trio._audio_stream import AudioStream, open_audio_stream
-from rtc_trio._errors import RtcError
+from rtc_trio._errors import ConnectError, NotUnderTrioAsyncio, RtcError
 from rtc_trio._stream import StreamStatistics
 from rtc_trio._router import sweep_parked as _sweep_parked
 from rtc_trio._participant import LocalParticipant, Participant, RemoteParticipant
 from rtc_trio._publications import (
     LocalTrackPublication, RemoteTrackPublication, TrackPublication, TrackPublishOptions,
 )
-from rtc_trio._room import ConnectError, Room, connect
+from rtc_trio._room import Room, connect
 from rtc_trio._room_events import (
     ActiveSpeakersChanged, ConnectionQuality, ConnectionQualityChanged, ConnectionState,
     ConnectionStateChanged, DataReceived, Disconnected, DisconnectReason, LocalTrackPublished,
@@ -36,7 +36,7 @@ __all__ = [
     "VideoSource", "VideoStream", "live_handles", "open_audio_source", "open_audio_stream",
     "open_video_source", "open_video_stream",
     # rooms
-    "ConnectError", "Room", "connect", "Participant", "LocalParticipant", "RemoteParticipant",
+    "ConnectError", "NotUnderTrioAsyncio", "Room", "connect", "Participant", "LocalParticipant", "RemoteParticipant",
     "TrackPublication", "LocalTrackPublication", "RemoteTrackPublication", "TrackPublishOptions",
     "RemoteTrack", "RemoteAudioTrack", "RemoteVideoTrack", "ConnectionState", "ConnectionQuality",
     "DisconnectReason", "RoomEvent", "RoomEvents", "RoomEventsStatistics", "ActiveSpeakersChanged",

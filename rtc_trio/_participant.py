@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import trio
 
-from rtc_trio import _handles, _native, _router
+from rtc_trio import _handles, _native, _router, _validate
 from rtc_trio._errors import RtcError
 from rtc_trio._handles import NativeHandle
 from rtc_trio._proto import ffi_pb2, participant_pb2, room_pb2
@@ -173,17 +173,12 @@ class LocalParticipant(Participant):
         size = memoryview(payload).nbytes
         if size > MAX_DATA_PAYLOAD:
             raise ValueError(f"payload is {size} bytes; at most {MAX_DATA_PAYLOAD} bytes fit in a data packet")
-        if not isinstance(reliable, bool):
-            raise TypeError(f"reliable must be a bool, not {type(reliable).__name__}")
-        if topic is not None and not isinstance(topic, str):
-            raise TypeError(f"topic must be a str or None, not {type(topic).__name__}")
+        reliable = _validate.boolean("reliable", reliable)
+        if topic is not None:
+            topic = _validate.string("topic", topic)
         destinations: list[str] = []
         if destination_identities is not None:
-            if isinstance(destination_identities, str) or not all(
-                isinstance(identity, str) for identity in destination_identities
-            ):
-                raise TypeError("destination_identities must be a sequence of str")
-            destinations = list(destination_identities)
+            destinations = _validate.strings("destination_identities", destination_identities)
         self._check_open()
         unknown = [i for i in destinations if i not in self._link.remote_participants]
         if unknown:
@@ -206,8 +201,7 @@ class LocalParticipant(Participant):
 
     async def set_metadata(self, metadata: str) -> None:
         """Replace this participant's metadata (everyone gets a metadata-changed event)."""
-        if not isinstance(metadata, str):
-            raise TypeError(f"metadata must be a str, not {type(metadata).__name__}")
+        metadata = _validate.string("metadata", metadata)
         self._check_open()
         req = ffi_pb2.FfiRequest()
         req.set_local_metadata.local_participant_handle = self._handle.id
@@ -217,8 +211,7 @@ class LocalParticipant(Participant):
 
     async def set_name(self, name: str) -> None:
         """Replace this participant's display name."""
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        name = _validate.string("name", name)
         self._check_open()
         req = ffi_pb2.FfiRequest()
         req.set_local_name.local_participant_handle = self._handle.id
@@ -228,10 +221,7 @@ class LocalParticipant(Participant):
 
     async def set_attributes(self, attributes: Mapping[str, str]) -> None:
         """Set attributes (merged into the existing ones; an empty value removes a key)."""
-        if not isinstance(attributes, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
-        ):
-            raise TypeError("attributes must be a mapping of str to str")
+        attributes = _validate.string_mapping("attributes", attributes)
         self._check_open()
         req = ffi_pb2.FfiRequest()
         req.set_local_attributes.local_participant_handle = self._handle.id

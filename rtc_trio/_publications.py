@@ -6,10 +6,14 @@ from dataclasses import dataclass
 
 import trio
 
-from rtc_trio import _native
+from rtc_trio import _native, _validate
 from rtc_trio._handles import NativeHandle
 from rtc_trio._proto import ffi_pb2, room_pb2, track_pb2
 from rtc_trio._track import RemoteTrack, Track, TrackKind, TrackSource
+
+
+MAX_BITRATE = 1_000_000_000
+"""Highest ``*_max_bitrate`` taken (1 Gbit/s): far above any real encoder setting."""
 
 
 @dataclass(frozen=True)
@@ -28,23 +32,16 @@ class TrackPublishOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.source, TrackSource):
             raise TypeError(f"source must be a TrackSource, not {type(self.source).__name__}")
-        if self.stream is not None and not isinstance(self.stream, str):
-            raise TypeError("stream must be a str or None")
+        if self.stream is not None:
+            _validate.string("stream", self.stream)
         for name in ("dtx", "red", "simulcast"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, bool):
-                raise TypeError(f"{name} must be a bool or None")
+            if getattr(self, name) is not None:
+                _validate.boolean(name, getattr(self, name))
         for name in ("audio_max_bitrate", "video_max_bitrate"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise TypeError(f"{name} must be an int or None")
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        fps = self.video_max_framerate
-        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float))):
-            raise TypeError("video_max_framerate must be a number or None")
-        if fps is not None and not fps > 0:
-            raise ValueError(f"video_max_framerate must be positive, got {fps}")
+            if getattr(self, name) is not None:
+                _validate.integer(name, getattr(self, name), 1, MAX_BITRATE, unit=" bit/s")
+        if self.video_max_framerate is not None:
+            _validate.number("video_max_framerate", self.video_max_framerate)
 
     def _to_proto(self, out: room_pb2.TrackPublishOptions) -> None:
         out.source = int(self.source)  # type: ignore[assignment]
@@ -108,8 +105,7 @@ class RemoteTrackPublication(TrackPublication):
 
     def set_subscribed(self, subscribed: bool) -> None:
         """Ask the server to (un)subscribe this track (for rooms joined with auto_subscribe=False)."""
-        if not isinstance(subscribed, bool):
-            raise TypeError(f"subscribed must be a bool, not {type(subscribed).__name__}")
+        subscribed = _validate.boolean("subscribed", subscribed)
         if self._handle.released:
             raise trio.ClosedResourceError(f"publication {self.sid!r} is gone")
         req = ffi_pb2.FfiRequest()

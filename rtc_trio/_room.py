@@ -14,7 +14,6 @@ handles are released once it is disconnected (see :func:`_finish_late_connect`).
 from __future__ import annotations
 
 import logging
-import math
 import weakref
 from contextlib import asynccontextmanager
 from types import MappingProxyType
@@ -22,9 +21,9 @@ from typing import Any, AsyncIterator, Callable, Mapping, NoReturn
 
 import trio
 
-from rtc_trio import _native, _room_native, _router
+from rtc_trio import _native, _room_native, _router, _validate
 from rtc_trio import _room_events as ev
-from rtc_trio._errors import RtcError
+from rtc_trio._errors import ConnectError, RtcError
 from rtc_trio._handles import NativeHandle
 from rtc_trio._participant import LocalParticipant, Participant, RemoteParticipant, RoomLink
 from rtc_trio._publications import LocalTrackPublication, RemoteTrackPublication
@@ -52,10 +51,6 @@ def _transient(item: tuple[room_pb2.RoomEvent, bytes | None]) -> bool:
 
 
 DISCONNECT_TIMEOUT = 10.0
-
-
-class ConnectError(RtcError):
-    """Connecting to a room failed; the message carries the server's or the library's reason."""
 
 
 # -- connecting, and finishing a connect whose caller left ----------------------------------
@@ -218,10 +213,7 @@ class Room:
         buffers up to ``capacity`` events (1 to 4096); a reader that falls behind loses the
         oldest, counted in its ``dropped``. The room's own state never loses an event.
         """
-        if isinstance(capacity, bool) or not isinstance(capacity, int):
-            raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
-        if not 1 <= capacity <= ev.MAX_EVENT_CAPACITY:
-            raise ValueError(f"capacity must be between 1 and {ev.MAX_EVENT_CAPACITY}, got {capacity}")
+        capacity = _validate.integer("capacity", capacity, 1, ev.MAX_EVENT_CAPACITY)
         channel = ev.RoomEvents._open(capacity)
         if self._link.closed or self._eos.is_set():
             channel._end()
@@ -524,14 +516,6 @@ def _set_muted(who: Participant, track_sid: str, muted: bool) -> None:
             track.muted = muted
 
 
-def _check_timeout(timeout: object) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-    if not (timeout > 0 and math.isfinite(timeout)):
-        raise ValueError(f"timeout must be positive and finite, got {timeout}")
-    return float(timeout)
-
-
 @asynccontextmanager
 async def connect(
     url: str,
@@ -548,18 +532,15 @@ async def connect(
     disconnects and releases everything (also on error and cancellation). A connect that
     fails, or takes longer than ``timeout`` seconds, raises :class:`ConnectError`.
     """
-    for name, value in (("url", url), ("token", token)):
-        if not isinstance(value, str):
-            raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    url, token = _validate.string("url", url), _validate.string("token", token)
     if not url.startswith(("ws://", "wss://", "http://", "https://")):
         raise ValueError(f"url must start with ws://, wss://, http:// or https://, got {url!r}")
     if not token:
         raise ValueError("token must not be empty")
-    for name, flag in (("auto_subscribe", auto_subscribe), ("adaptive_stream", adaptive_stream),
-                       ("dynacast", dynacast)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
-    seconds = _check_timeout(timeout)
+    auto_subscribe = _validate.boolean("auto_subscribe", auto_subscribe)
+    adaptive_stream = _validate.boolean("adaptive_stream", adaptive_stream)
+    dynacast = _validate.boolean("dynacast", dynacast)
+    seconds = _validate.number("timeout", timeout, unit=" of seconds")
     await trio.lowlevel.checkpoint()
     req = ffi_pb2.FfiRequest()
     req.connect.url = url

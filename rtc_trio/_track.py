@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import trio
 
-from rtc_trio import _native, _router
+from rtc_trio import _native, _router, _validate
 from rtc_trio._audio_source import AudioSource
 from rtc_trio._handles import NativeHandle
 from rtc_trio._proto import ffi_pb2, track_pb2
@@ -88,9 +88,7 @@ class _LocalTrack(Track):
 
 
 def _check_name(name: object) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, not {type(name).__name__}")
-    return name
+    return _validate.string("name", name)
 
 
 def _create_local(

@@ -8,8 +8,9 @@ name the argument and what it accepts. Nothing here touches the native library.
 from __future__ import annotations
 
 import enum
+import math
 import operator
-from typing import Collection, SupportsIndex, TypeVar, cast
+from typing import Collection, Mapping, SupportsIndex, TypeVar, cast
 
 import numpy as np
 
@@ -55,6 +56,42 @@ def member(name: str, value: object, kind: type[E]) -> E:
 
 
 def boolean(name: str, value: object) -> bool:
+    """``value`` as a ``bool``, if it is one (numpy's included; ``0``/``1`` are refused)."""
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
     return bool(value)
+
+
+def number(name: str, value: object, *, unit: str = "") -> float:
+    """``value`` as a ``float``, if it is a positive finite real number (``bool`` refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number{unit}, not {type(value).__name__}")
+    result = float(value)
+    if not (result > 0 and math.isfinite(result)):
+        raise ValueError(f"{name} must be positive and finite, got {value}")
+    return result
+
+
+def string(name: str, value: object) -> str:
+    """``value``, if it is a ``str``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return value
+
+
+def strings(name: str, value: object) -> list[str]:
+    """``value`` as a list, if it is a sequence of ``str`` (a lone ``str`` is refused)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Collection) or not all(
+        isinstance(item, str) for item in value
+    ):
+        raise TypeError(f"{name} must be a sequence of str")
+    return list(value)
+
+
+def string_mapping(name: str, value: object) -> dict[str, str]:
+    """``value`` as a dict, if it is a mapping of ``str`` to ``str``."""
+    if not isinstance(value, Mapping) or not all(
+        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+    ):
+        raise TypeError(f"{name} must be a mapping of str to str")
+    return dict(value)

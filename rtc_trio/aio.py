@@ -39,8 +39,8 @@ except ImportError as _exc:  # pragma: no cover - depends on the install
 
 import rtc_trio as _rtc
 from rtc_trio import (
-    AudioFrame, LocalVideoTrack, RtcError, Track, TrackKind, TrackSource, VideoBufferType,
-    VideoFrame, VideoSource, live_handles,
+    AudioFrame, LocalVideoTrack, NotUnderTrioAsyncio, RtcError, Track, TrackKind, TrackSource,
+    VideoBufferType, VideoFrame, VideoSource, live_handles,
 )
 
 __all__ = [
@@ -60,10 +60,6 @@ _HOW = (
     "trio_asyncio.run(trio_asyncio.aio_as_trio(main)), or from trio code with "
     "'async with trio_asyncio.open_loop(): await trio_asyncio.aio_as_trio(main)()'"
 )
-
-
-class NotUnderTrioAsyncio(RuntimeError):
-    """rtc_trio.aio was used outside an asyncio task running on a trio-asyncio loop."""
 
 
 class _Loop(Protocol):
