@@ -25,7 +25,7 @@ MAX_RECEIVED_SECONDS = 10  # longest received frame (frame_size_ms is at most 10
 MAX_CHANNELS = 16
 MAX_SAMPLES_PER_SECOND = 768_000
 MAX_FRAME_SIZE_MS = 10_000
-"""Audio formats (docs/supported.md has the measurements behind each bound).
+"""Audio formats (the README's "Supported values" has the measurements behind each bound).
 
 - Sample rates from 8000 Hz to 384 kHz. Lower rates abort the process: a source below
   2000 Hz once its audio is resampled (``source_available_ == frames``), a stream below
@@ -90,7 +90,7 @@ class AudioFrame:
     ``data`` has shape ``(samples,)`` for mono or ``(samples, channels)``, interleaved;
     received frames always have shape ``(samples_per_channel, num_channels)`` and view
     native memory without a copy (use :meth:`copy` to keep one beyond the stream).
-    ``sample_rate`` from 8000 to 384,000 Hz, 1 to 16 channels (docs/supported.md).
+    ``sample_rate`` from 8000 to 384,000 Hz, 1 to 16 channels (the README's "Supported values").
     """
 
     __slots__ = ("data", "sample_rate")

@@ -192,7 +192,7 @@ async def open_audio_source(
     is full, which paces a producer at real time. 0 means no queue: frames go straight to the
     tracks and must be exactly 10 ms long (so the rate must be a multiple of 100 Hz).
     Supported: 8000 to 384,000 Hz, 1 to 16 channels, at most 768,000 samples a second in
-    all, ``queue_size_ms`` up to 60,000 (docs/supported.md).
+    all, ``queue_size_ms`` up to 60,000 (the README's "Supported values").
     """
     sample_rate, num_channels, queue_size_ms = check_source(
         sample_rate, num_channels, queue_size_ms, MAX_QUEUE_MS)

@@ -107,7 +107,7 @@ async def open_audio_stream(
     10 ms frames when None). Nothing of the stream outlives the block: leaving it stops the
     native stream and releases every frame still buffered.
 
-    Supported (docs/supported.md): 8000 to 384,000 Hz, 1 to 16 channels, at most 768,000
+    Supported (the README's "Supported values"): 8000 to 384,000 Hz, 1 to 16 channels, at most 768,000
     samples a second in all; ``frame_size_ms`` 1 to 10,000; ``capacity`` frames of at most
     128 MiB together (139,810 frames of 10 ms at 48 kHz mono). Asked for more channels than
     the track has, a stream gets the track's own, except that mono is made stereo.

@@ -64,7 +64,7 @@ CONVERSIONS: dict[VideoBufferType, tuple[VideoBufferType, ...]] = {
 }
 """What :meth:`VideoFrame.convert` turns each type into besides itself (to itself it copies,
 or flips in numpy): the pairs the pinned native converter implements, measured for every
-pair from 1x1 to 17x3 pixels with and without ``flip_y`` (docs/supported.md); the others
+pair from 1x1 to 17x3 pixels with and without ``flip_y`` (the README's "Supported values"); the others
 are refused. ABGR goes through RGBA (each pixel's bytes reversed, in numpy): the native ABGR
 converter asserts that its input is RGBA and aborts the process."""
 
@@ -128,7 +128,7 @@ class VideoFrame:
     received from a stream view native memory without a copy: packed RGB types are shaped
     ``(height, width, bytes_per_pixel)``, planar types are flat (see :meth:`planes`).
     Each side from 1 to 16384 pixels, at most 4096x4096 pixels in all; what it converts to
-    is in :data:`CONVERSIONS` (docs/supported.md).
+    is in :data:`CONVERSIONS` (the README's "Supported values").
     """
 
     __slots__ = ("width", "height", "type", "data", "timestamp_us")

@@ -74,7 +74,7 @@ async def open_video_source(
 ) -> AsyncIterator[VideoSource]:
     """A :class:`VideoSource` of nominal size ``width`` x ``height`` that lives until the block ends.
 
-    Each side from 4 to 16384 pixels, at most 4096x4096 pixels in all (docs/supported.md).
+    Each side from 4 to 16384 pixels, at most 4096x4096 pixels in all (the README's "Supported values").
     """
     width, height = check_dimensions(width, height, least=MIN_CAPTURE_DIMENSION)
     is_screencast = _validate.boolean("is_screencast", is_screencast)

@@ -60,7 +60,7 @@ async def open_video_stream(
     when the participant leaves. Nothing of the stream outlives the block: leaving it stops
     the native stream and releases every frame still buffered.
 
-    Supported (docs/supported.md): ``format`` RGBA, ABGR, ARGB, BGRA, RGB24 or I420 (convert
+    Supported (the README's "Supported values"): ``format`` RGBA, ABGR, ARGB, BGRA, RGB24 or I420 (convert
     the frames for another type); ``capacity`` 1 to 30 frames. A local track's pictures
     arrive cropped to multiples of 4 pixels (1282x722 arrives as 1280x720).
     """

@@ -14,7 +14,7 @@ must be refused.
 ``--matrix`` measures a support table systematically (every case in a worker subprocess)
 and prints each case with its outcome; NAME is one of convert, capture, capture-sizes,
 audio-rates, audio-low, audio-combos, audio-big, audio-rule, audio-channels, bounds. Run it
-against a checkout that does not refuse the values being measured (docs/supported.md has
+against a checkout that does not refuse the values being measured (the README's "Supported values" has
 the results for livekit 1.2.1).
 A case is a JSON object; its values are plain JSON, except ``{"np": dtype, "v": x}``
 for numpy scalars.
@@ -428,7 +428,7 @@ def run_cases(
 
 # ---------------------------------------------------------------- the fuzz -----------
 # What the media layer supports, written down independently of rtc_trio's code from the
-# measurements (docs/supported.md): the oracle says which cases must work, which be refused.
+# measurements (the README's "Supported values"): the oracle says which cases must work, which be refused.
 
 CONVERSIONS = {
     "RGBA": ["BGRA", "I420"], "ABGR": ["RGBA", "BGRA", "I420"], "ARGB": ["I420"],
@@ -658,7 +658,7 @@ def fuzz(seed: int, count: int, jobs: int, budget: float | None, batch: int = 40
 # ---------------------------------------------------------------- matrices -----------
 
 def matrix_cases(name: str) -> list[Case]:
-    """The systematic measurements behind docs/supported.md."""
+    """The systematic measurements behind the README's "Supported values"."""
     sizes = [(16, 16), (17, 3), (3, 17), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (7, 1),
              (1, 7), (6, 2), (2, 6), (8, 8)]
     if name == "convert":
