@@ -84,6 +84,17 @@ def check_source(
     return rate, channels, queue
 
 
+def _check_samples(data: object) -> None:
+    if not isinstance(data, np.ndarray):
+        raise TypeError(f"data must be a numpy int16 array, not {type(data).__name__}")
+    if data.dtype != np.int16:
+        raise TypeError(f"data must have dtype int16, not {data.dtype}")
+    if data.ndim not in (1, 2):
+        raise ValueError(f"data must have shape (n,) or (n, channels), not {data.shape}")
+    if data.shape[0] == 0:
+        raise ValueError("data holds no samples")
+
+
 class AudioFrame:
     """A block of int16 PCM audio.
 
@@ -99,18 +110,19 @@ class AudioFrame:
     sample_rate: int
 
     def __init__(self, data: npt.NDArray[np.int16], sample_rate: int) -> None:
-        if not isinstance(data, np.ndarray):
-            raise TypeError(f"data must be a numpy int16 array, not {type(data).__name__}")
-        if data.dtype != np.int16:
-            raise TypeError(f"data must have dtype int16, not {data.dtype}")
-        if data.ndim not in (1, 2):
-            raise ValueError(f"data must have shape (n,) or (n, channels), not {data.shape}")
-        if data.shape[0] == 0:
-            raise ValueError("data holds no samples")
+        _check_samples(data)
         channels = data.shape[1] if data.ndim == 2 else 1
         rate, _ = check_rate_and_channels(sample_rate, channels)
         self.data = np.ascontiguousarray(data)
         self.sample_rate = rate
+
+    def _check(self) -> None:
+        """Check again what a capture hands over by pointer: ``data`` is writable, and so are
+        an array's ``dtype`` and ``shape``."""
+        _check_samples(self.data)
+        if not self.data.flags.c_contiguous:
+            raise ValueError("data must be C-contiguous")
+        check_rate_and_channels(self.sample_rate, self.num_channels)
 
     @classmethod
     def _view(cls, info: _BufferInfo, handle: int) -> AudioFrame:

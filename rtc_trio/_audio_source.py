@@ -78,6 +78,7 @@ class AudioSource:
             raise trio.ClosedResourceError("this audio source is closed")
         if not isinstance(frame, AudioFrame):
             raise TypeError(f"capture_frame takes an AudioFrame, not {type(frame).__name__}")
+        frame._check()
         if frame.sample_rate != self.sample_rate or frame.num_channels != self.num_channels:
             raise ValueError(
                 f"this source takes {self.sample_rate} Hz, {self.num_channels} channel(s); "

@@ -110,7 +110,7 @@ async def open_audio_stream(
     Supported (the README's "Supported values"): 8000 to 384,000 Hz, 1 to 16 channels, at most 768,000
     samples a second in all; ``frame_size_ms`` 1 to 10,000; ``capacity`` frames of at most
     128 MiB together (139,810 frames of 10 ms at 48 kHz mono). Asked for more channels than
-    the track has, a stream gets the track's own, except that mono is made stereo.
+    the track has, the native remixer decides the count: read ``frame.num_channels``.
     """
     who = check_stream_source("open_audio_stream", track, participant, track_source, TrackKind.AUDIO)
     sample_rate, num_channels, frame_size_ms, capacity = check_audio_stream(

@@ -42,6 +42,8 @@ class TrackPublishOptions:
                 _validate.integer(name, getattr(self, name), 1, MAX_BITRATE, unit=" bit/s")
         if self.video_max_framerate is not None:
             _validate.number("video_max_framerate", self.video_max_framerate)
+        if (self.video_max_bitrate is None) != (self.video_max_framerate is None):
+            raise ValueError("video_max_bitrate and video_max_framerate go together: set both or neither")
 
     def _to_proto(self, out: room_pb2.TrackPublishOptions) -> None:
         out.source = int(self.source)  # type: ignore[assignment]

@@ -556,6 +556,7 @@ async def connect(
     except BaseException:
         _finish_late_connect(callback)
         raise
+    raised: list[BaseException] = []  # what the body raised, if it did
     try:
         async with trio.open_nursery() as nursery:
             room._link.nursery = nursery
@@ -564,7 +565,11 @@ async def connect(
                 ready = ffi_pb2.FfiRequest()
                 ready.ready_for_room_event.room_handle = room._handle.id
                 _native.request(ready)
-                yield room
+                try:
+                    yield room
+                except BaseException as error:
+                    raised.append(error)
+                    raise
             finally:
                 with trio.CancelScope(shield=True):
                     await room._disconnect()
@@ -572,9 +577,9 @@ async def connect(
                 room._pump_scope.cancel()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1:
-            raise
-        _reraise(group.exceptions[0])  # the body's own exception, as the body raised it
+        if raised and len(group.exceptions) == 1:  # the nursery's wrapping of the body's own
+            _reraise(raised[0])  # as the body raised it: a group of its own too (trio's
+        raise                    # wrapping holds a copy of that), not unwrapped
     finally:
         room._close()
 

@@ -159,3 +159,33 @@ def test_convert_validates_its_target() -> None:
     frame = rtc.VideoFrame(4, 4, RGBA, np.zeros(64, np.uint8))
     with pytest.raises(ValueError, match="VideoBufferType"):
         frame.convert(77)  # type: ignore[arg-type]
+
+
+async def test_a_frame_changed_after_it_was_made_is_checked_again_at_capture() -> None:
+    def int8(frame: rtc.AudioFrame) -> None:
+        frame.data = np.zeros(480, np.int8)  # type: ignore[assignment]
+
+    def retyped(frame: rtc.AudioFrame) -> None:
+        frame.data.dtype = np.dtype(np.int8)  # same bytes, twice the "samples"
+
+    def emptied(frame: rtc.AudioFrame) -> None:
+        frame.data = np.zeros(0, np.int16)
+
+    def strided(frame: rtc.AudioFrame) -> None:
+        frame.data = np.zeros(960, np.int16)[::2]
+
+    async with rtc.open_audio_source(48000, 1, queue_size_ms=100) as source:
+        for change, error in ((int8, TypeError), (retyped, TypeError), (emptied, ValueError),
+                              (strided, ValueError)):
+            frame = rtc.AudioFrame(np.zeros(480, np.int16), 48000)
+            change(frame)
+            with pytest.raises(error):
+                await source.capture_frame(frame)
+        await source.capture_frame(rtc.AudioFrame(np.zeros(480, np.int16), 48000))  # still usable
+
+
+def test_video_encoding_limits_go_together() -> None:
+    for one in ({"video_max_bitrate": 2_000_000}, {"video_max_framerate": 30.0}):
+        with pytest.raises(ValueError, match="go together"):
+            rtc.TrackPublishOptions(**one)  # type: ignore[arg-type]
+    rtc.TrackPublishOptions(video_max_bitrate=2_000_000, video_max_framerate=30.0)

@@ -380,6 +380,21 @@ def test_an_exception_from_the_block_keeps_its_context_and_traceback() -> None:
     run(main)
 
 
+@pytest.mark.filterwarnings("ignore::trio.TrioDeprecationWarning")
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_group_raised_in_the_block_comes_out_as_it_was(strict: bool) -> None:
+    server = require_server()
+    mine = ExceptionGroup("mine", [ValueError("inner")])
+
+    async def main() -> None:
+        with trio.fail_after(BOUND), pytest.raises(BaseException) as caught:
+            async with rtc.connect(server.url, server.token("group", room_name())):
+                raise mine
+        assert caught.value is mine  # neither unwrapped nor wrapped again
+
+    trio.run(main, strict_exception_groups=strict)
+
+
 # -- bounds, refused before anything native -----------------------------------------------
 
 def test_event_capacity_and_data_payload_bounds() -> None:
