@@ -119,10 +119,12 @@ class AudioFrame:
     def _check(self) -> None:
         """Check again what a capture hands over by pointer: ``data`` is writable, and so are
         an array's ``dtype`` and ``shape``."""
-        _check_samples(self.data)
-        if not self.data.flags.c_contiguous:
+        data = self.data
+        if not (isinstance(data, np.ndarray) and data.dtype == np.int16 and 1 <= data.ndim <= 2
+                and data.shape[0] > 0):
+            _check_samples(data)  # raises, naming what is wrong
+        if not data.flags.c_contiguous:
             raise ValueError("data must be C-contiguous")
-        check_rate_and_channels(self.sample_rate, self.num_channels)
 
     @classmethod
     def _view(cls, info: _BufferInfo, handle: int) -> AudioFrame:
