@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, final
 
 import trio
 
@@ -25,6 +25,7 @@ NATIVE_AUDIO_BACKLOG = 1000
 """Floor of the native queue: 10 s of 10 ms frames (about 1 MB mono), so bursts never drop."""
 
 
+@final
 class AudioStream(FrameStream[AudioFrame]):
     """Iterate it to receive :class:`AudioFrame` objects; see :func:`open_audio_stream`.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, final
 
 
 from rtc_trio import _handles, _native, _router
@@ -32,6 +32,7 @@ NATIVE_VIDEO_BACKLOG = 16
 """Floor of the native queue, before conversion: 16 frames (22 MB of I420 at 1280x720)."""
 
 
+@final
 class VideoStream(FrameStream[VideoFrame]):
     """Iterate it to receive :class:`VideoFrame` objects; see :func:`open_video_stream`."""
 
