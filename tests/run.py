@@ -250,7 +250,7 @@ def _run_with_server(args: Sequence[str]) -> int:
                 env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
                 env.update(RTC_TRIO_TEST_URL=server.url, RTC_TRIO_TEST_API_KEY=server.api_key,
                            RTC_TRIO_TEST_API_SECRET=server.api_secret,
-                           RTC_TRIO_TEST_SERVER_PID=str(server.pid), RTC_TRIO_REQUIRE_SERVER="1")
+                           RTC_TRIO_REQUIRE_SERVER="1")
                 code = run_pytest([ip_binary(), "netns", "exec", ns.name], args, env)
                 return code
         finally:
