@@ -120,15 +120,15 @@ class Subscription(Generic[T]):
                 _, released = self._items.popleft()
                 self.dropped += 1
             else:
-                released = self._drop_oldest_droppable()
+                released = self._drop_oldest(self._droppable)
         self._items.append((item, handle))
         self._wake()
         return released
 
-    def _drop_oldest_droppable(self) -> int:
-        assert self._droppable is not None
+    def _drop_oldest(self, droppable: Callable[[T], bool]) -> int:
+        """Drop the oldest item ``droppable`` accepts; its handle, or 0 if none was."""
         for index, (queued, handle) in enumerate(self._items):
-            if self._droppable(queued):
+            if droppable(queued):
                 del self._items[index]
                 self.dropped += 1
                 return handle
