@@ -27,6 +27,12 @@ from rtc_trio._track import (
 from rtc_trio._video_frame import VideoBufferType, VideoFrame
 from rtc_trio._video_source import VideoSource, open_video_source
 from rtc_trio._video_stream import VideoStream, open_video_stream
+# data streams
+from rtc_trio._data_streams import (
+    ByteStreamInfo, ByteStreamReader, ByteStreamWriter, IncomingStreams, IncomingStreamsStatistics,
+    TextStreamInfo, TextStreamReader, TextStreamWriter,
+)
+from rtc_trio._errors import StreamError
 from rtc_trio import _handles
 from rtc_trio._ffi import lib as _lib
 
@@ -47,6 +53,9 @@ __all__ = [
     "Reconnected", "Reconnecting", "RoomMetadataChanged", "RoomSidChanged", "TrackMuted",
     "TrackPublished", "TrackSubscribed", "TrackSubscriptionFailed", "TrackUnmuted",
     "TrackUnpublished", "TrackUnsubscribed",
+    # data streams
+    "StreamError", "TextStreamInfo", "ByteStreamInfo", "TextStreamReader", "ByteStreamReader",
+    "TextStreamWriter", "ByteStreamWriter", "IncomingStreams", "IncomingStreamsStatistics",
 ]
 
 

@@ -17,3 +17,11 @@ class ConnectError(RtcError):
 
 class NotUnderTrioAsyncio(RuntimeError):
     """rtc_trio.aio was used outside an asyncio task running on a trio-asyncio loop."""
+
+
+# -- data streams ------------------------------------------------------------------------------
+
+class StreamError(RtcError):
+    """A data stream failed: the sender aborted it or left, the room disconnected, the
+    native library refused it, or its reader fell too far behind and lost chunks. A reader
+    raises it instead of ending normally, so a stream cut short never reads as complete."""

@@ -39,6 +39,11 @@ def release(handle_id: int) -> None:
         lib.rtc_drop_handle(handle_id)
 
 
+def forget(handle_id: int) -> None:
+    """A request consumed ``handle_id`` (the native side owns it now): stop owning it, drop nothing."""
+    _held.discard(handle_id)
+
+
 def forget_all() -> None:
     """The native library is gone (disposed, or this is a forked child): own nothing."""
     _native_gone.set()

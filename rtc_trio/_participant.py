@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import trio
 
-from rtc_trio import _handles, _native, _router, _validate
+from rtc_trio import _data_streams, _handles, _native, _router, _validate
 from rtc_trio._errors import RtcError
 from rtc_trio._handles import NativeHandle
 from rtc_trio._proto import ffi_pb2, participant_pb2, room_pb2
@@ -348,3 +350,94 @@ class LocalParticipant(Participant):
         """The room closed: every publication's handle goes."""
         for publication in self.track_publications.values():
             publication._handle.release()
+
+    # -- data streams (rtc_trio._data_streams) ----------------------------------------------
+    def _sender(self) -> _data_streams.Sender:
+        return _data_streams.Sender(self._handle.id, self.identity, self._link)
+
+    async def send_text(
+        self,
+        text: str,
+        *,
+        topic: str = "",
+        destination_identities: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> _data_streams.TextStreamInfo:
+        """Send ``text`` as one text stream, of any size, to everyone in the room or to
+        ``destination_identities``; returns its header once it is sent.
+
+        Naming an identity that is not in the room is a ValueError; a closed room raises
+        ``trio.ClosedResourceError``; a native failure :class:`StreamError`.
+        """
+        return await _data_streams.send_text(
+            self._sender(), text, topic=topic, destination_identities=destination_identities,
+            attributes=attributes)
+
+    async def send_bytes(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        topic: str = "",
+        name: str = "",
+        mime_type: str = _data_streams.DEFAULT_MIME_TYPE,
+        destination_identities: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> _data_streams.ByteStreamInfo:
+        """Send ``data`` as one byte stream, of any size (see :meth:`send_text`)."""
+        return await _data_streams.send_bytes(
+            self._sender(), data, topic=topic, name=name, mime_type=mime_type,
+            destination_identities=destination_identities, attributes=attributes)
+
+    async def send_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        topic: str = "",
+        name: str | None = None,
+        mime_type: str | None = None,
+        destination_identities: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> _data_streams.ByteStreamInfo:
+        """Send the file at ``path`` as a byte stream named after it (``name``), its MIME type
+        guessed from its name unless given.
+
+        The file is checked in a worker thread (a missing or unreadable one raises the
+        ``OSError`` opening it raises) and read by the native library on its own threads.
+        """
+        return await _data_streams.send_file(
+            self._sender(), path, topic=topic, name=name, mime_type=mime_type,
+            destination_identities=destination_identities, attributes=attributes)
+
+    def stream_text(
+        self,
+        *,
+        topic: str = "",
+        destination_identities: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> AbstractAsyncContextManager[_data_streams.TextStreamWriter]:
+        """Open a text stream for the length of an ``async with`` block, which yields its
+        writer: ``await writer.write(text)``.
+
+        The block ending normally closes the stream; ending by an exception or a cancellation
+        closes it with an error that its receivers see as a :class:`StreamError`. Arguments
+        are checked at the call (as in :meth:`send_text`).
+        """
+        return _data_streams.stream_text(
+            self._sender(), topic=topic, destination_identities=destination_identities,
+            attributes=attributes)
+
+    def stream_bytes(
+        self,
+        *,
+        topic: str = "",
+        name: str = "",
+        mime_type: str = _data_streams.DEFAULT_MIME_TYPE,
+        total_size: int | None = None,
+        destination_identities: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> AbstractAsyncContextManager[_data_streams.ByteStreamWriter]:
+        """:meth:`stream_text` for bytes: ``await writer.write(data)``. ``total_size``, if
+        given, is announced to the receivers (``info.total_size``)."""
+        return _data_streams.stream_bytes(
+            self._sender(), topic=topic, name=name, mime_type=mime_type, total_size=total_size,
+            destination_identities=destination_identities, attributes=attributes)

@@ -13,15 +13,16 @@ handles are released once it is disconnected (see :func:`_finish_late_connect`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import MappingProxyType
 from typing import Any, AsyncIterator, Callable, Mapping, NoReturn
 
 import trio
 
-from rtc_trio import _native, _room_native, _router, _validate
+from rtc_trio import _data_streams, _native, _room_native, _router, _validate
 from rtc_trio import _room_events as ev
 from rtc_trio._errors import ConnectError, RtcError
 from rtc_trio._handles import NativeHandle
@@ -474,6 +475,45 @@ class Room:
                 if publication.track is not None:
                     publication.track.close()
             remote._go()
+        self._streams.room_ended("the room disconnected before the stream ended")
+
+    # -- data streams (rtc_trio._data_streams) ----------------------------------------------
+    def text_streams(
+        self, topic: str = "", *, capacity: int = _data_streams.DEFAULT_CAPACITY,
+        buffer_bytes: int = _data_streams.DEFAULT_BUFFER_BYTES,
+    ) -> AbstractAsyncContextManager[_data_streams.IncomingStreams[_data_streams.TextStreamReader]]:
+        """Receive the text streams sent on ``topic`` for the length of an ``async with`` block.
+
+        Yields a ``trio.abc.ReceiveChannel`` of :class:`TextStreamReader`, one per stream, in
+        the order they open. One block per topic at a time (another raises
+        ``trio.BusyResourceError``); streams on a topic no block listens to are dropped.
+        At most ``capacity`` readers wait to be taken (then the oldest is dropped, counted in
+        ``dropped``); a reader buffers at most ``buffer_bytes`` of unread chunks (then its
+        stream is lost: it raises :class:`StreamError`). Leaving the block closes every reader
+        it gave out.
+        """
+        return self._streams.listen("text", topic, capacity, buffer_bytes, _data_streams.TextStreamReader)
+
+    def byte_streams(
+        self, topic: str = "", *, capacity: int = _data_streams.DEFAULT_CAPACITY,
+        buffer_bytes: int = _data_streams.DEFAULT_BUFFER_BYTES,
+    ) -> AbstractAsyncContextManager[_data_streams.IncomingStreams[_data_streams.ByteStreamReader]]:
+        """:meth:`text_streams`, for byte streams (and files): readers of ``bytes`` chunks."""
+        return self._streams.listen("byte", topic, capacity, buffer_bytes, _data_streams.ByteStreamReader)
+
+    @functools.cached_property
+    def _streams(self) -> _data_streams.StreamListeners:
+        return _data_streams.StreamListeners(self._link)
+
+    @_applies("text_stream_opened")
+    def _text_stream_opened(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        self._streams.opened("text", msg)
+        return None
+
+    @_applies("byte_stream_opened")
+    def _byte_stream_opened(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        self._streams.opened("byte", msg)
+        return None
 
     # -- closing ----------------------------------------------------------------------------
     async def _disconnect(self) -> None:

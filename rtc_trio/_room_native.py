@@ -163,9 +163,13 @@ def _data_packet(msg: Any) -> tuple[int, bytes | None]:
 
 @_owns("byte_stream_opened", "text_stream_opened")
 def _stream_reader(msg: Any) -> tuple[int, bytes | None]:
-    """Readers of data streams are not supported here: released at once."""
-    _handles.release(_handles.acquire(msg.reader.handle.id))
-    return 0, None
+    """A data stream's reader: the room hands it to the block listening to its topic."""
+    return _handles.acquire(msg.reader.handle.id), None
+
+
+_NOT_DELIVERED = frozenset({"stream_header_received", "stream_chunk_received", "stream_trailer_received"})
+"""Room events dropped here: the raw packets of data streams, which their readers deliver
+(passing them on would copy every chunk once more, to every event channel)."""
 
 
 @_owns("data_track_published")
@@ -178,6 +182,8 @@ def _data_track(msg: Any) -> tuple[int, bytes | None]:
 @_native.on_event("room_event")
 def _on_room_event(event: room_pb2.RoomEvent) -> None:
     kind = event.WhichOneof("message") or ""
+    if kind in _NOT_DELIVERED:
+        return
     owner = _OWNERS.get(kind)
     handle, payload = owner(getattr(event, kind)) if owner is not None else (0, None)
     with _lock:
