@@ -33,6 +33,7 @@ def test_text_round_trip_with_topic_attributes_and_sender() -> None:
 
     async def main() -> None:
         async with two_rooms(server) as (a, b):
+            events = b.events(capacity=4096)
             async with b.text_streams("chat") as chat, b.text_streams("other") as other:
                 sent = await a.local_participant.send_text(
                     text, topic="chat", attributes={"lang": "fr"}, destination_identities=["bob"])
@@ -55,8 +56,20 @@ def test_text_round_trip_with_topic_attributes_and_sender() -> None:
                 with trio.fail_after(BOUND):
                     assert "".join([chunk async for chunk in reader]) == "one two three"
                 assert chat.statistics().waiting == 0  # routed by topic: nothing went to chat
+            # routed, not broadcast: neither the streams nor their raw packets reach the events
+            others = [e.name for e in drain(events) if isinstance(e, rtc.OtherRoomEvent)]
+            assert not [name for name in others if "stream" in name], others
 
     run(main)
+
+
+def drain(events: rtc.RoomEvents) -> list[rtc.RoomEvent]:
+    found = []
+    while True:
+        try:
+            found.append(events.receive_nowait())
+        except trio.WouldBlock:
+            return found
 
 
 def test_five_megabyte_byte_stream_and_a_file_arrive_byte_exact(tmp_path: Path) -> None:
@@ -176,6 +189,7 @@ def test_the_sender_leaving_mid_stream_is_an_error_for_the_receiver() -> None:
         name = room_name()
         async with rtc.connect(server.url, server.token("bob", name)) as b:
             async with b.text_streams("t") as incoming:
+                baseline = rtc.live_handles()
                 with pytest.raises(trio.ClosedResourceError, match="room closed before"):
                     async with AsyncExitStack() as outliving:
                         async with rtc.connect(server.url, server.token("alice", name)) as a:
@@ -191,6 +205,8 @@ def test_the_sender_leaving_mid_stream_is_an_error_for_the_receiver() -> None:
                         # alice left with her stream open
                         with trio.fail_after(BOUND), pytest.raises(rtc.StreamError, match="alice"):
                             await reader.receive()
+                assert rtc.live_handles() == baseline  # the writer's handle went with the block
+                assert writer.info.topic == "t"  # (while the writer itself is still referenced)
 
     run(main)
 
