@@ -660,6 +660,7 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
         self._lot.unpark_all()
 
     def statistics(self) -> IncomingStreamsStatistics:
+        """How many readers wait to be taken, the capacity, and how many were dropped."""
         return IncomingStreamsStatistics(len(self._waiting), self.capacity, self.dropped)
 
     def receive_nowait(self) -> R:
@@ -693,6 +694,7 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
         self._lot.unpark_all()
 
     async def aclose(self) -> None:
+        """:meth:`close`, as a trio async resource."""
         self.close()
         await trio.lowlevel.checkpoint()
 
