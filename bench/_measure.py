@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import os
+import random
 import resource
 import sys
 import time
@@ -35,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=100, help="zero-copy: frames sent in lockstep")
     p.add_argument("--drain", type=float, default=2.0,
                    help="max seconds to wait for frames in flight once capture ends")
+    p.add_argument("--messages", type=int, default=200,
+                   help="data-rpc: 1 KB text messages (and a hundredth as many of 1 MB, at least 2)")
     p.add_argument("--deadline", type=float, default=60.0,
                    help="the whole workload is abandoned (error) after this many seconds")
     return p.parse_args(argv)
@@ -270,3 +273,73 @@ def emit(result: dict[str, Any]) -> None:
     """Print the one JSON object of a side run and flush it."""
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
+
+
+# -- data-rpc: text streams ----------------------------------------------------------------------
+
+TEXT_SIZES = {"1k": 1024, "1m": 1024 * 1024}
+"""The two text-stream workloads: messages of 1 KB and of 1 MB, sent one after another."""
+
+
+def text_counts(messages: int) -> dict[str, int]:
+    """How many messages of each size a data-rpc run sends."""
+    return {"1k": messages, "1m": max(2, messages // 100)}
+
+
+_WORDS = ("the of and to in is was for on that with as by at from his her they this had are "
+          "but not be or have which one you were all their an she there been has when who will "
+          "more no if out so said what up its about into than them can only other new some "
+          "could time these two may then do first any my now such like our over man me even "
+          "most made after also did many before must through back years where much your way "
+          "well down should because each just those people how too little state good very make "
+          "world still own see men work long get here between both life being under never day "
+          "same another know while last might us great old year off come since against go came "
+          "right used take three").split()
+
+
+def text_messages(count: int, size: int) -> list[str]:
+    """``count`` messages of ``size`` ASCII characters: each its number, then random words
+    (seeded), which compress about as well as real text (both SDKs compress by default)."""
+    messages = []
+    for index in range(count):
+        words = random.Random(index * 1_000_003 + size).choices(_WORDS, k=size // 3 + 4)
+        messages.append((f"{index:08d}: " + " ".join(words))[:size])
+    return messages
+
+
+def text_message_index(text: str) -> int:
+    """The number a message starts with, or -1."""
+    try:
+        return int(text[:8])
+    except ValueError:
+        return -1
+
+
+def text_figures(label: str, *, size: int, sent: int, received: int, start: CpuSample,
+                 end: CpuSample, last_arrival: float) -> dict[str, Any]:
+    """The text-stream figures of one size, keyed by ``label`` (1k, 1m): MB/s from the first
+    send to the last message read whole, CPU (all threads, both participants) per MB."""
+    megabytes = received * size / 1e6
+    active = last_arrival - start.wall_s
+    return {
+        f"text_mb_per_s_{label}": megabytes / active if received and active > 0 else 0.0,
+        f"text_cpu_ms_per_mb_{label}": (end.total_s - start.total_s) * 1e3 / megabytes
+        if megabytes else None,
+        f"text_sent_{label}": sent,
+        f"text_received_{label}": received,
+    }
+
+
+def room_tokens(identities: tuple[str, ...] = ("alice", "bob")) -> tuple[str, list[str]]:
+    """The URL of the LiveKit server the environment names (RTC_TRIO_TEST_URL, _API_KEY,
+    _API_SECRET, as tests/run.py and bench/run.py set them) and a join token per identity
+    for one fresh room."""
+    from livekit import api  # livekit-api: tokens only, not the RTC library
+
+    url = os.environ["RTC_TRIO_TEST_URL"]
+    key, secret = os.environ["RTC_TRIO_TEST_API_KEY"], os.environ["RTC_TRIO_TEST_API_SECRET"]
+    room = f"bench-{os.getpid()}-{time.monotonic_ns()}"
+    tokens = [api.AccessToken(key, secret).with_identity(identity)
+              .with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt()
+              for identity in identities]
+    return url, tokens

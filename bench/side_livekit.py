@@ -19,6 +19,7 @@ from _measure import (
     QUIET_S,
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
+    TEXT_SIZES,
     Counter,
     FrameLog,
     HeapProbe,
@@ -29,6 +30,11 @@ from _measure import (
     figures,
     pace_start,
     parse_args,
+    room_tokens,
+    text_counts,
+    text_figures,
+    text_message_index,
+    text_messages,
 )
 
 RGBA = rtc.VideoBufferType.RGBA
@@ -221,10 +227,82 @@ async def zero_copy(a: argparse.Namespace) -> dict[str, Any]:
                    payload_bytes=w * h * 4)
 
 
+async def data_rpc(a: argparse.Namespace) -> dict[str, Any]:
+    """Two participants in one room of the server the environment names: text streams
+    (and RPC) between them."""
+    url, (token_a, token_b) = room_tokens()
+    alice, bob = rtc.Room(), rtc.Room()
+    await alice.connect(url, token_a)
+    try:
+        await bob.connect(url, token_b)
+        try:
+            while "bob" not in alice.remote_participants:
+                await asyncio.sleep(0.01)
+            return await text_streams(a, alice, bob)
+        finally:
+            await bob.disconnect()
+    finally:
+        await alice.disconnect()
+
+
+# -- data-rpc: text streams (text_mb_per_s_1k, text_mb_per_s_1m) ----------------------------
+
+async def text_streams(a: argparse.Namespace, alice: rtc.Room, bob: rtc.Room) -> dict[str, Any]:
+    """alice sends 1 KB, then 1 MB, text messages one after another; bob reads each whole
+    (after a warm-up of 20 1 KB ones, not counted)."""
+    await _text_throughput(alice, bob, "1k", 20, a.drain)  # warm-up: the data channel's start
+    result: dict[str, Any] = {}
+    for label, count in text_counts(a.messages).items():
+        result |= await _text_throughput(alice, bob, label, count, a.drain)
+    return result
+
+
+async def _text_throughput(alice: rtc.Room, bob: rtc.Room, label: str, count: int,
+                           drain: float) -> dict[str, Any]:
+    size = TEXT_SIZES[label]
+    messages = text_messages(count, size)
+    received = 0
+    last = 0.0
+    everything = asyncio.Event()
+    readers: list[asyncio.Task[None]] = []
+
+    async def read(reader: rtc.TextStreamReader) -> None:
+        nonlocal received, last
+        text = await reader.read_all()
+        index = text_message_index(text)
+        if 0 <= index < count and text == messages[index]:
+            received += 1
+            last = time.perf_counter()
+            if received == count:
+                everything.set()
+
+    def opened(reader: rtc.TextStreamReader, identity: str) -> None:
+        readers.append(asyncio.create_task(read(reader)))
+
+    topic = f"bench-{label}"
+    bob.register_text_stream_handler(topic, opened)
+    try:
+        start = cpu_sample()
+        for message in messages:
+            await alice.local_participant.send_text(message, topic=topic)
+        try:
+            await asyncio.wait_for(everything.wait(), drain)
+        except asyncio.TimeoutError:
+            pass
+        end = cpu_sample()
+    finally:
+        bob.unregister_text_stream_handler(topic)
+        await _cancel_all(readers)
+    return text_figures(label, size=size, sent=count, received=received, start=start, end=end,
+                        last_arrival=last)
+
+
 def main() -> None:
     """Run the scenario named on argv inside a hard deadline and print its figures."""
     a = parse_args()
     work = zero_copy if a.scenario == "zero-copy" else video if a.scenario.startswith("video") else audio
+    if a.scenario == "data-rpc":
+        work = data_rpc
 
     async def run() -> dict[str, Any]:
         return await asyncio.wait_for(work(a), timeout=a.deadline)
