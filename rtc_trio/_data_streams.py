@@ -304,8 +304,9 @@ class _Writer(Generic[C]):
             raise trio.BrokenResourceError("an earlier write was cancelled or failed")
         if self._link.closed:
             raise trio.ClosedResourceError("the room is closed")
+        await trio.lowlevel.checkpoint_if_cancelled()  # cancelled, it has not gone out
         if not payload:
-            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.cancel_shielded_checkpoint()
             return
         req = ffi_pb2.FfiRequest()
         self._fill_write(req, payload)
@@ -323,49 +324,54 @@ class _Writer(Generic[C]):
     def _fill_write(self, req: ffi_pb2.FfiRequest, payload: C) -> None:
         raise NotImplementedError
 
-    def _close_request(self, reason: str | None) -> ffi_pb2.FfiRequest:
+    def _send_close(self, reason: str | None) -> _router.Subscription[Any] | None:
+        """Close the stream natively, with ``reason`` if given (its receivers then see a
+        StreamError); the route of the reply, or None if the room is gone (then the handle is
+        just released: nobody is left to tell)."""
+        self._closed = True
+        if self._link.closed:
+            self._handle.release()
+            return None
+        name = f"{self._kind}_stream_close"
         req = ffi_pb2.FfiRequest()
-        close = getattr(req, f"{self._kind}_stream_close")
+        close = getattr(req, name)
         close.writer_handle = self._handle.id
         if reason is not None:
             close.reason = reason
-        return req
+        close.request_async_id = _native.next_async_id()
+        reply: _router.Subscription[Any] = _router.Subscription(1)
+        _router.expect_once(close.request_async_id, reply)
+        try:
+            _native.request(req)
+        except BaseException:
+            reply.close()
+            self._handle.release()
+            raise
+        _handles.forget(self._handle.id)  # the request took the handle over
+        return reply
 
     async def _finish(self) -> None:
         """The block ended normally: close the stream and wait until it is closed."""
         if self._broken:
             self._abort("a write was cancelled or failed")
             raise StreamError("the stream ended with an error: a write was cancelled or failed")
-        self._closed = True
-        if self._link.closed:
-            self._handle.release()
+        reply = self._send_close(None)
+        if reply is None:
             raise trio.ClosedResourceError("the room closed before the stream ended")
-        req = self._close_request(None)
-        _handles.forget(self._handle.id)  # the close request takes the handle over
-        await _settle(req, f"{self._kind}_stream_close")
+        try:
+            callback = await reply.receive()
+        finally:
+            reply.close()
+        if callback.HasField("error"):
+            raise StreamError(f"{self._kind}_stream_close failed: {callback.error.description}")
 
     def _abort(self, reason: str) -> None:
         """Close the stream with ``reason``, which its receivers see as a StreamError; nothing
         waits for the reply (its route is closed: it is dropped when it comes)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._link.closed:  # the room is gone: there is nobody left to tell
-            self._handle.release()
-            return
-        req = self._close_request(reason)
-        name = f"{self._kind}_stream_close"
-        async_id = _native.next_async_id()
-        getattr(req, name).request_async_id = async_id
-        ignored: _router.Subscription[Any] = _router.Subscription(1)
-        _router.expect_once(async_id, ignored)
-        try:
-            _native.request(req)
-            _handles.forget(self._handle.id)
-        except RtcError:
-            self._handle.release()
-        finally:
-            ignored.close()
+        if not self._closed:
+            reply = self._send_close(reason)
+            if reply is not None:
+                reply.close()
 
 
 @final
@@ -422,10 +428,10 @@ async def _writing(sender: Sender, req: ffi_pb2.FfiRequest, name: str,
     writer = make(callback.writer, sender)  # no checkpoint since the handle became ours
     try:
         yield writer
+        await writer._finish()
     except BaseException as error:
-        writer._abort(_abort_reason(error))
+        writer._abort(_abort_reason(error))  # unless closed already
         raise
-    await writer._finish()
 
 
 def stream_text(sender: Sender, *, topic: object, destination_identities: object,
