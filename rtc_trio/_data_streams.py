@@ -474,7 +474,7 @@ class _Reader(trio.abc.ReceiveChannel[C]):
         self._done = False
         self._error: str | None = None  # why it ended badly, once done
         self._closed = False
-        self._on_close: Callable[[Any], None] | None = None
+        self._on_stop: Callable[[Any], None] | None = None
 
     def _start(self) -> None:
         """Route the stream's chunks here and start them flowing; the request that does it
@@ -541,9 +541,12 @@ class _Reader(trio.abc.ReceiveChannel[C]):
             raise trio.EndOfChannel
 
     def _stop(self) -> None:
+        """Nothing more comes: leave the route (and the listener, which holds it until then)."""
         with _lock:
             _inflows.pop(self._key, None)
         self._sub.close()
+        if self._on_stop is not None:
+            self._on_stop(self)
 
     def _end_with(self, error: str | None) -> None:
         if not self._done:
@@ -562,8 +565,6 @@ class _Reader(trio.abc.ReceiveChannel[C]):
             return
         self._closed = True
         self._stop()
-        if self._on_close is not None:
-            self._on_close(self)
 
     async def aclose(self) -> None:
         """:meth:`close`, as a trio async resource."""
@@ -628,7 +629,7 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
     It holds at most ``capacity`` readers not taken yet; beyond that the oldest waiting one is
     closed and counted in ``dropped``. It ends (``trio.EndOfChannel``) when the room
     disconnects; streams still running then raise :class:`StreamError`. Leaving the block
-    closes it and every reader it gave out.
+    closes it and the readers whose streams still run (it holds those, and only those).
     """
 
     def __init__(self, topic: str, capacity: int, buffer_bytes: int,
@@ -639,7 +640,7 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
         self.dropped = 0
         self._make: Callable[[Any, int], R] = make
         self._waiting: deque[R] = deque()
-        self._given: set[R] = set()  # every reader made here and not closed yet
+        self._given: set[R] = set()  # every reader made here whose stream still runs
         self._ended = False
         self._closed = False
         self._lot = trio.lowlevel.ParkingLot()
@@ -650,7 +651,7 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
             _handles.release(opened.reader.handle.id)
             return
         reader = self._make(opened, self.buffer_bytes)
-        reader._on_close = self._given.discard
+        reader._on_stop = self._given.discard
         self._given.add(reader)
         if len(self._waiting) >= self.capacity:
             self._waiting.popleft().close()

@@ -489,8 +489,8 @@ class Room:
         ``trio.BusyResourceError``); streams on a topic no block listens to are dropped.
         At most ``capacity`` readers wait to be taken (then the oldest is dropped, counted in
         ``dropped``); a reader buffers at most ``buffer_bytes`` of unread chunks (then its
-        stream is lost: it raises :class:`StreamError`). Leaving the block closes every reader
-        it gave out.
+        stream is lost: it raises :class:`StreamError`). Leaving the block closes the readers
+        whose streams still run.
         """
         return self._streams.listen("text", topic, capacity, buffer_bytes, _data_streams.TextStreamReader)
 
