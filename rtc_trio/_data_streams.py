@@ -28,7 +28,7 @@ from collections import deque
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import (
-    Any, AsyncIterator, Callable, Generic, Mapping, Protocol, Sequence, TypeVar, Union, final,
+    Any, AsyncIterator, Callable, Generic, Mapping, Protocol, TypeVar, final,
 )
 
 import trio
@@ -81,9 +81,6 @@ class ByteStreamInfo:
     mime_type: str = DEFAULT_MIME_TYPE
     timestamp: int = 0
     name: str = ""
-
-
-StreamInfo = Union[TextStreamInfo, ByteStreamInfo]
 
 
 def _text_info(info: Any, sender_identity: str) -> TextStreamInfo:
