@@ -214,7 +214,8 @@ def run_side(run: Run, side: str) -> dict[str, Any]:
     if rc != 0 or "panicked" in err:
         res["stderr_tail"] = [ln for ln in err.splitlines() if ln.strip()][-8:]
     res["run_s"] = round(time.perf_counter() - t, 2)
-    res["argv"] = run.argv
+    command = run.command(side)
+    res["argv"] = command[command.index(str(SIDES[side])) + 1:]
     return res
 
 
