@@ -27,6 +27,8 @@ from rtc_trio._track import (
 from rtc_trio._video_frame import VideoBufferType, VideoFrame
 from rtc_trio._video_source import VideoSource, open_video_source
 from rtc_trio._video_stream import VideoStream, open_video_stream
+# voice toolkit: mixer (issue 8)
+from rtc_trio._mixer import AudioMixer, open_audio_mixer
 from rtc_trio import _handles
 from rtc_trio._ffi import lib as _lib
 
@@ -48,6 +50,8 @@ __all__ = [
     "TrackPublished", "TrackSubscribed", "TrackSubscriptionFailed", "TrackUnmuted",
     "TrackUnpublished", "TrackUnsubscribed",
 ]
+# voice toolkit: mixer (issue 8)
+__all__ += ["AudioMixer", "open_audio_mixer"]
 
 
 def live_handles() -> int:
