@@ -22,6 +22,9 @@ Scenarios (JSON ``results`` keys in brackets when they differ):
   zero-copy           720p RGBA frames sent one at a time under tracemalloc: Python-heap bytes
                       per received frame (peak growth, transients included) against the payload
                       size; ``py_heap_retained_bytes_per_frame`` is what a received frame keeps
+  mixer-4             four inputs of 2000 constant 10 ms frames mixed into 10 ms frames, unpaced
+                      (rtc.open_audio_mixer / livekit.rtc.AudioMixer, blocksize 480): CPU per
+                      output frame; ``wrong_frames``: outputs that are not the exact sum
 
 Figures (null where a scenario does not measure them): frames_per_s (received / first capture
 to last arrival), cpu_us_per_frame (all threads: /proc/self/stat; clock ticks, 10 ms), the main
@@ -58,6 +61,8 @@ FIGURES = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
            "native_cpu_us_per_frame", "drops", "latency_ms_p50", "latency_ms_p99",
            "peak_rss_mb", "py_heap_bytes_per_frame", "py_heap_retained_bytes_per_frame",
            "payload_bytes", "cpu_percent", "streams"]
+# voice toolkit: mixer (issue 8)
+SCENARIOS += ["mixer-4"]
 HIGHER_IS_BETTER = {"frames_per_s", "streams"}
 CAPACITY_P99_MS = 20.0
 STARTUP_S = 15.0  # imports + setup (100 sources) allowance inside a run's deadline
@@ -111,6 +116,8 @@ def plan(name: str, quick: bool) -> list[Run]:
     if name == "zero-copy":
         frames = 30 if quick else 200
         return [Run(name, [name, "--frames", str(frames), "--capacity", "30"], 0.0, 0.5, frames)]
+    if name == "mixer-4":  # voice toolkit: mixer (issue 8): four inputs mixed unpaced
+        return [Run(name, [name, "--streams", "4"], 0.0, 1.0)]
     raise ValueError(name)
 
 

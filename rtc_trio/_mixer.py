@@ -18,22 +18,24 @@ from rtc_trio._audio_frame import AudioFrame, check_rate_and_channels
 MAX_BLOCK_SECONDS = 10  # the longest output frame, as for received frames
 MAX_CAPACITY = 100_000
 MAX_TIMEOUT_MS = 3_600_000
-_INT16_MIN, _INT16_MAX = -32768, 32767
+_INT16_MIN, _INT16_MAX = np.int32(-32768), np.int32(32767)
+HIGH_WATER, LOW_WATER = 4, 2  # blocks: an input's task stops reading at 4 buffered, resumes below 2
 
 
 class _Input:
-    """One input: its samples not yet mixed (at most about two blocks and a frame), and
-    the cancel scope of the task that reads it."""
+    """One input: its samples not yet mixed (at most ``HIGH_WATER`` blocks and a frame),
+    and the cancel scope of the task that reads it."""
 
-    def __init__(self, frames: AsyncIterable[AudioFrame], num_channels: int) -> None:
+    def __init__(self, frames: AsyncIterable[AudioFrame], num_channels: int, blocksize: int) -> None:
         self.frames = frames
         self.chunks: deque[npt.NDArray[np.int16]] = deque()
         self.buffered = 0  # samples per channel in chunks
         self.done = False  # the iterable ended
         self.stalled = False  # missed a block's deadline: not waited for until a block is buffered
         self.scope = trio.CancelScope()
-        self.room = trio.Event()  # set when the mixer took samples
+        self.room = trio.Event()  # set when the mixer took it below LOW_WATER
         self._channels = num_channels
+        self._low = LOW_WATER * blocksize
 
     def push(self, data: npt.NDArray[np.int16]) -> None:
         self.chunks.append(data.reshape(-1, self._channels))
@@ -42,17 +44,21 @@ class _Input:
     def take(self, out: npt.NDArray[np.int32], count: int) -> None:
         """Add up to ``count`` samples per channel to ``out`` (the rest stays silent)."""
         at = 0
-        while at < count and self.chunks:
-            chunk = self.chunks[0]
-            n = min(count - at, chunk.shape[0])
-            out[at:at + n] += chunk[:n]
-            if n == chunk.shape[0]:
-                self.chunks.popleft()
+        chunks = self.chunks
+        while at < count and chunks:
+            chunk = chunks[0]
+            n = count - at
+            if n >= chunk.shape[0]:
+                n = chunk.shape[0]
+                out[at:at + n] += chunk
+                chunks.popleft()
             else:
-                self.chunks[0] = chunk[n:]
+                out[at:at + n] += chunk[:n]
+                chunks[0] = chunk[n:]
             at += n
         self.buffered -= at
-        self.room.set()
+        if self.buffered < self._low:
+            self.room.set()
 
 
 class AudioMixer(trio.abc.ReceiveChannel[AudioFrame]):
@@ -68,8 +74,8 @@ class AudioMixer(trio.abc.ReceiveChannel[AudioFrame]):
     for it: with every input stalled and empty, the mixer waits.
 
     A slow consumer pushes back: up to ``capacity`` mixed frames wait for it, then mixing
-    pauses, then each input's task stops reading (each buffers at most about two blocks and
-    one frame), so nothing is dropped. An input that is itself a live stream then drops by
+    pauses, then each input's task stops reading (each buffers at most four blocks and one
+    frame), so nothing is dropped. An input that is itself a live stream then drops by
     its own rule (an :class:`AudioStream` drops its oldest frames).
     """
 
@@ -95,7 +101,7 @@ class AudioMixer(trio.abc.ReceiveChannel[AudioFrame]):
             raise TypeError(f"add_stream takes an async iterable of AudioFrame, not {type(frames).__name__}")
         if id(frames) in self._inputs:
             raise ValueError("this iterable is already an input of the mixer")
-        source = _Input(frames, self.num_channels)
+        source = _Input(frames, self.num_channels, self.blocksize)
         self._inputs[id(frames)] = source
         self._nursery.start_soon(self._read, source)
         self._changed.set()
@@ -140,7 +146,7 @@ class AudioMixer(trio.abc.ReceiveChannel[AudioFrame]):
 
     async def _read(self, source: _Input) -> None:
         """One input's task: buffers its frames while the mixer has room for them."""
-        limit = 2 * self.blocksize
+        limit = HIGH_WATER * self.blocksize
         with source.scope:
             iterator = aiter(source.frames)
             try:
@@ -208,7 +214,10 @@ class AudioMixer(trio.abc.ReceiveChannel[AudioFrame]):
         total = np.zeros((self.blocksize, self.num_channels), np.int32)
         for source in self._inputs.values():
             source.take(total, self.blocksize)
-        return AudioFrame(np.clip(total, _INT16_MIN, _INT16_MAX).astype(np.int16), self.sample_rate)
+        frame = AudioFrame.__new__(AudioFrame)  # valid by construction: no checks needed
+        frame.data = np.clip(total, _INT16_MIN, _INT16_MAX, out=total).astype(np.int16)
+        frame.sample_rate = self.sample_rate
+        return frame
 
     def _drop_ended(self) -> None:
         for key, source in list(self._inputs.items()):

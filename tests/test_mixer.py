@@ -215,7 +215,7 @@ async def test_a_slow_consumer_pushes_back_nothing_is_dropped() -> None:
         mixer.add_stream(counted())
         await trio.testing.wait_all_tasks_blocked()
         assert mixer.queued == 3  # mixing paused at the capacity...
-        assert len(read) == 3 + 1 + 2  # ...and reading: one block being sent, two buffered
+        assert 3 + 1 < len(read) <= 3 + 1 + 4  # ...and reading: a block being sent, at most four buffered
         mixer.end_input()
         got = np.concatenate([f.data[:, 0] async for f in mixer])
     np.testing.assert_array_equal(got, (np.arange(100 * BLOCK) % 30000).astype(np.int16))
