@@ -22,7 +22,7 @@ Scenarios (JSON ``results`` keys in brackets when they differ):
   zero-copy           720p RGBA frames sent one at a time under tracemalloc: Python-heap bytes
                       per received frame (peak growth, transients included) against the payload
                       size; ``py_heap_retained_bytes_per_frame`` is what a received frame keeps
-  mixer-4             four inputs of 2000 constant 10 ms frames mixed into 10 ms frames, unpaced
+  mixer-4             four inputs of 5000 constant 10 ms frames mixed into 10 ms frames, unpaced
                       (rtc.open_audio_mixer / livekit.rtc.AudioMixer, blocksize 480): CPU per
                       output frame; ``wrong_frames``: outputs that are not the exact sum
 

@@ -223,7 +223,7 @@ async def zero_copy(a: argparse.Namespace) -> dict[str, Any]:
 
 # --- voice toolkit: mixer (issue 8) ---------------------------------------------------------
 
-MIXER_FRAMES = 2000  # frames per input: 20 s of 10 ms frames, mixed as fast as they come
+MIXER_FRAMES = 5000  # frames per input: 50 s of 10 ms frames, mixed as fast as they come
 
 
 async def mixer(a: argparse.Namespace) -> dict[str, Any]:

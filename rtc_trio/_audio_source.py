@@ -34,7 +34,8 @@ class AudioSource:
     A source with a queue counts its native queue exactly (``queued_duration``): the native
     side reports nothing about it, so the source watches its own output through a native
     stream of its own (100 frames a second, settled in C without Python) and counts each 10 ms
-    block it plays against what was captured, failed and cleared.
+    block it plays against what was captured, failed and cleared. That track and stream are
+    two more native handles, counted by :func:`live_handles` while the source is open.
     """
 
     def __init__(self, handle: NativeHandle, sample_rate: int, num_channels: int, queue_size_ms: int) -> None:
@@ -211,7 +212,10 @@ class AudioSource:
         Cancel the enclosing scope (the user started talking) and it stops at once: the
         queue is cleared (the capture in flight too), so the source is empty whether it
         returned, was cancelled or raised. An async generator passed in is closed.
+        Anything but an async iterable is a ``TypeError``, before anything is cleared.
         """
+        if not hasattr(frames, "__aiter__"):
+            raise TypeError(f"speak takes an async iterable of AudioFrame, not {type(frames).__name__}")
         try:
             async for frame in frames:
                 await self.capture_frame(frame)

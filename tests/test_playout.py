@@ -205,6 +205,15 @@ async def test_playout_of_a_closed_source_refuses() -> None:
         await source.speak(_frames(1))
 
 
+async def test_speak_refuses_what_is_not_an_async_iterable_before_anything_native() -> None:
+    async with audio_loopback(queue_size_ms=1000) as (source, _, _):
+        await source.capture_frame(audio(0.5))
+        with pytest.raises(TypeError, match="async iterable"):
+            await source.speak([numbered_frame(0)])  # type: ignore[arg-type]
+        assert source.queued_duration > 0.3  # nothing queued was lost
+        source.clear_queue()
+
+
 async def _frames(count: int) -> AsyncIterator[rtc.AudioFrame]:
     for i in range(count):
         yield numbered_frame(i)
