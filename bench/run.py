@@ -22,6 +22,9 @@ Scenarios (JSON ``results`` keys in brackets when they differ):
   zero-copy           720p RGBA frames sent one at a time under tracemalloc: Python-heap bytes
                       per received frame (peak growth, transients included) against the payload
                       size; ``py_heap_retained_bytes_per_frame`` is what a received frame keeps
+  mixer-4             four inputs of 5000 constant 10 ms frames mixed into 10 ms frames, unpaced
+                      (rtc.open_audio_mixer / livekit.rtc.AudioMixer, blocksize 480): CPU per
+                      output frame; ``wrong_frames``: outputs that are not the exact sum
 
 Through a real LiveKit server (only with ``--only``; as root a fresh livekit-server is started in
 a network namespace, as tests/run.py does, unless RTC_TRIO_TEST_URL names one):
@@ -77,6 +80,8 @@ TEXT_FIGURES = ["text_mb_per_s_1k", "text_mb_per_s_1m", "text_cpu_ms_per_mb_1k",
                 "text_cpu_ms_per_mb_1m"]
 FIGURES += TEXT_FIGURES
 HIGHER_IS_BETTER = {"frames_per_s", "streams", "text_mb_per_s_1k", "text_mb_per_s_1m"}
+# voice toolkit: mixer (issue 8)
+SCENARIOS += ["mixer-4"]
 CAPACITY_P99_MS = 20.0
 STARTUP_S = 15.0  # imports + setup (100 sources) allowance inside a run's deadline
 KILL_GRACE_S = 10.0  # the outer timeout exceeds the side's own deadline by this much
@@ -133,6 +138,8 @@ def plan(name: str, quick: bool) -> list[Run]:
     if name == "data-rpc":
         messages = 100 if quick else 1000  # 1 KB ones; a hundredth as many of 1 MB (at least 2)
         return [Run(name, [name, "--messages", str(messages)], 10.0 if quick else 40.0, 30.0)]
+    if name == "mixer-4":  # voice toolkit: mixer (issue 8): four inputs mixed unpaced
+        return [Run(name, [name, "--streams", "4"], 0.0, 1.0)]
     raise ValueError(name)
 
 

@@ -297,12 +297,51 @@ async def _text_throughput(alice: rtc.Room, bob: rtc.Room, label: str, count: in
                         last_arrival=last)
 
 
+# --- voice toolkit: mixer (issue 8) ---------------------------------------------------------
+
+MIXER_FRAMES = 5000  # frames per input: 50 s of 10 ms frames, mixed as fast as they come
+
+
+async def mixer(a: argparse.Namespace) -> dict[str, Any]:
+    """The same as bench/side_rtc_trio.py's mixer, on livekit.rtc.AudioMixer."""
+    n, frames = a.streams, MIXER_FRAMES
+
+    async def source(level: int) -> Any:
+        frame = rtc.AudioFrame(np.full(SAMPLES_PER_FRAME, level, np.int16).tobytes(), SAMPLE_RATE, 1,
+                               SAMPLES_PER_FRAME)
+        for _ in range(frames):
+            yield frame
+
+    want = sum(100 * (i + 1) for i in range(n))
+    wrong = received = 0
+    mix = rtc.AudioMixer(SAMPLE_RATE, 1, blocksize=SAMPLES_PER_FRAME)
+    try:
+        start = cpu_sample()
+        t0 = time.perf_counter()
+        for i in range(n):
+            mix.add_stream(source(100 * (i + 1)))
+        mix.end_input()
+        async for out in mix:
+            received += 1
+            wrong += int((np.frombuffer(out.data, np.int16) != want).any())
+        t1 = time.perf_counter()
+        end = cpu_sample()
+    finally:
+        await mix.aclose()
+    res = figures(start=start, end=end, sent=frames, received=received, active_s=t1 - t0,
+                  streams=n, payload_bytes=SAMPLES_PER_FRAME * 2)
+    res["wrong_frames"] = wrong
+    return res
+
+
 def main() -> None:
     """Run the scenario named on argv inside a hard deadline and print its figures."""
     a = parse_args()
     work = zero_copy if a.scenario == "zero-copy" else video if a.scenario.startswith("video") else audio
     if a.scenario == "data-rpc":
         work = data_rpc
+    if a.scenario == "mixer-4":  # voice toolkit: mixer (issue 8)
+        work = mixer
 
     async def run() -> dict[str, Any]:
         return await asyncio.wait_for(work(a), timeout=a.deadline)

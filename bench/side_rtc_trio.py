@@ -278,12 +278,48 @@ async def _text_throughput(alice: rtc.Room, bob: rtc.Room, label: str, count: in
                         last_arrival=last)
 
 
+# --- voice toolkit: mixer (issue 8) ---------------------------------------------------------
+
+MIXER_FRAMES = 5000  # frames per input: 50 s of 10 ms frames, mixed as fast as they come
+
+
+async def mixer(a: argparse.Namespace) -> dict[str, Any]:
+    """``a.streams`` inputs of 10 ms frames (constant, distinct levels) mixed into 10 ms
+    frames, unpaced; CPU per output frame. Every output sample is checked: the exact sum."""
+    n, frames = a.streams, MIXER_FRAMES
+
+    async def source(level: int) -> Any:
+        frame = rtc.AudioFrame(np.full(SAMPLES_PER_FRAME, level, np.int16), SAMPLE_RATE)
+        for _ in range(frames):
+            yield frame
+
+    want = sum(100 * (i + 1) for i in range(n))
+    wrong = received = 0
+    async with rtc.open_audio_mixer(SAMPLE_RATE, 1, blocksize=SAMPLES_PER_FRAME) as mix:
+        start = cpu_sample()
+        t0 = time.perf_counter()
+        for i in range(n):
+            mix.add_stream(source(100 * (i + 1)))
+        mix.end_input()
+        async for out in mix:
+            received += 1
+            wrong += int((out.data != want).any())
+        t1 = time.perf_counter()
+        end = cpu_sample()
+    res = figures(start=start, end=end, sent=frames, received=received, active_s=t1 - t0,
+                  streams=n, payload_bytes=SAMPLES_PER_FRAME * 2)
+    res["wrong_frames"] = wrong
+    return res
+
+
 def main() -> None:
     """Run the scenario named on argv inside a hard deadline and print its figures."""
     a = parse_args()
     work = zero_copy if a.scenario == "zero-copy" else video if a.scenario.startswith("video") else audio
     if a.scenario == "data-rpc":
         work = data_rpc
+    if a.scenario == "mixer-4":  # voice toolkit: mixer (issue 8)
+        work = mixer
 
     async def run() -> dict[str, Any]:
         with trio.fail_after(a.deadline):

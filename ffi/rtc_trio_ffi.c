@@ -41,6 +41,7 @@ typedef struct {
 #define RTC_CAPTURE_SENT 4
 #define RTC_CAPTURE_REFUSED 5   /* the native side refused the request */
 #define CAPTURE_ERROR_MAX 256
+#define CLEAR_REQUEST_MAX 32
 
 /* --- the library ---------------------------------------------------------------------- */
 
@@ -313,19 +314,29 @@ static bool received_audio_frame(reader r, uint64_t *stream, rtc_audio_frame *fr
    (its source closed) is dropped here. */
 
 typedef struct capture {
-    struct capture *next_source, *next_flight; /* in the buckets of the two indexes */
+    struct capture *next_source, *next_flight, *next_observer; /* in the buckets of the indexes */
     uint64_t source, async_id;
     int state;   /* RTC_CAPTURE_IDLE, _IN_FLIGHT or _FAILED */
     bool parked; /* Python waits on wake_fd: the end of this flight writes to it */
     int wake_fd;
     char error[CAPTURE_ERROR_MAX];
+    /* The native queue (see "playout" below), in samples over all channels. */
+    uint64_t observer;       /* the stream of the source's own output; 0: not observed */
+    uint64_t block;          /* what the native queue releases every 10 ms */
+    uint64_t queued;         /* sent, not failed, not cleared, not yet released */
+    uint64_t flight_samples; /* of the capture in flight */
+    uint64_t ticks;          /* 10 ms frames the source played (observed) */
+    bool tick_parked;        /* Python waits on wake_fd: the next tick writes to it */
+    bool clear_after_flight; /* clear_queue came while a capture was in flight */
+    uint8_t clear_request[CLEAR_REQUEST_MAX];
+    size_t clear_len;
 } capture;
 
 #define CAPTURE_BUCKETS 256
 static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t capture_cond; /* on the monotonic clock: see capture_init */
 static pthread_once_t capture_once = PTHREAD_ONCE_INIT;
-static capture *by_source[CAPTURE_BUCKETS], *by_flight[CAPTURE_BUCKETS];
+static capture *by_source[CAPTURE_BUCKETS], *by_flight[CAPTURE_BUCKETS], *by_observer[CAPTURE_BUCKETS];
 static int capture_sleepers;
 
 static void capture_init(void)
@@ -353,9 +364,21 @@ static capture **flight_slot(uint64_t async_id)
     return slot;
 }
 
-/* With capture_lock held: c's capture went out; its completion is expected. */
-static void start_flight(capture *c, uint64_t async_id)
+static capture **observer_slot(uint64_t stream)
 {
+    capture **slot = &by_observer[stream % CAPTURE_BUCKETS];
+    while (*slot && (*slot)->observer != stream)
+        slot = &(*slot)->next_observer;
+    return slot;
+}
+
+static uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+/* With capture_lock held: c's capture of `samples` went out; its completion is expected. */
+static void start_flight(capture *c, uint64_t async_id, uint64_t samples)
+{
+    c->flight_samples = samples;
+    c->queued += samples;
     c->state = RTC_CAPTURE_IN_FLIGHT;
     c->async_id = async_id;
     capture **slot = flight_slot(async_id);
@@ -418,6 +441,10 @@ static void rtc_capture_close(uint64_t source)
         *slot = c->next_source;
         if (c->state == RTC_CAPTURE_IN_FLIGHT)
             end_flight(c, RTC_CAPTURE_IDLE);
+        if (c->observer) {
+            capture **seen = observer_slot(c->observer);
+            *seen = c->next_observer;
+        }
         if (capture_sleepers)
             pthread_cond_broadcast(&capture_cond);
     }
@@ -467,8 +494,8 @@ static int rtc_capture_audio(uint64_t source, uint64_t async_id, int64_t timeout
     pthread_mutex_lock(&capture_lock);
     capture *c = wait_settled(source, timeout_us);
     int state = c ? c->state : RTC_CAPTURE_CLOSED;
-    if (state == RTC_CAPTURE_IDLE)
-        start_flight(c, async_id); /* before the request: its completion may come first */
+    if (state == RTC_CAPTURE_IDLE) /* before the request: its completion may come first */
+        start_flight(c, async_id, (uint64_t)samples_per_channel * num_channels);
     pthread_mutex_unlock(&capture_lock);
     if (state != RTC_CAPTURE_IDLE)
         return state;
@@ -479,8 +506,10 @@ static int rtc_capture_audio(uint64_t source, uint64_t async_id, int64_t timeout
         return RTC_CAPTURE_SENT;
     pthread_mutex_lock(&capture_lock);
     c = *source_slot(source); /* refused: no completion will come */
-    if (c && c->state == RTC_CAPTURE_IN_FLIGHT && c->async_id == async_id)
+    if (c && c->state == RTC_CAPTURE_IN_FLIGHT && c->async_id == async_id) {
+        c->queued = minus(c->queued, c->flight_samples);
         end_flight(c, RTC_CAPTURE_IDLE);
+    }
     pthread_mutex_unlock(&capture_lock);
     return RTC_CAPTURE_REFUSED;
 }
@@ -513,8 +542,13 @@ static void rtc_capture_wake_all(void)
 {
     pthread_mutex_lock(&capture_lock);
     for (size_t b = 0; b < CAPTURE_BUCKETS; b++)
-        for (capture *c = by_source[b]; c; c = c->next_source)
+        for (capture *c = by_source[b]; c; c = c->next_source) {
+            if (c->tick_parked) {
+                c->tick_parked = false;
+                c->parked = true;
+            }
             wake_parked(c);
+        }
     pthread_mutex_unlock(&capture_lock);
 }
 
@@ -531,11 +565,114 @@ static void settle_capture(const capture_result *result)
             memcpy(c->error, result->error, n);
             c->error[n] = '\0';
         }
+        if (failed) /* nothing of it was queued */
+            c->queued = minus(c->queued, c->flight_samples);
+        if (c->clear_after_flight) { /* it may have been queued after the clear: clear again, */
+            c->clear_after_flight = false; /* before any other capture can be sent */
+            if (rtc_request_discard(c->clear_request, c->clear_len))
+                c->queued = 0;
+        }
         end_flight(c, failed ? RTC_CAPTURE_FAILED : RTC_CAPTURE_IDLE);
         if (capture_sleepers)
             pthread_cond_broadcast(&capture_cond);
     }
     pthread_mutex_unlock(&capture_lock);
+}
+
+/* --- playout -------------------------------------------------------------------------------
+   livekit_ffi tells nothing about a source's queue. Its facts, from webrtc-sys's
+   AudioTrackSource: a capture is inserted whole into the queue (a frame longer than the queue
+   in pieces), every 10 ms the source plays one 10 ms block from the queue to its tracks if it
+   holds one (else silence, and a shorter remainder stays), and clearing empties it. So the
+   queue is counted here: what was sent, less what failed or was cleared, less one block for
+   every block the source played while the count held one. A source's own output is observed
+   through a native stream on a track of its own (rtc_capture_observe): each of its frames is
+   one such tick, settled here and released at once. */
+
+/* RTC_OPENED, RTC_EXISTS (the source or the stream is observed already) or RTC_CAPTURE_CLOSED.
+   block: the samples (all channels) of 10 ms. */
+static int rtc_capture_observe(uint64_t source, uint64_t stream, uint32_t block)
+{
+    int result = RTC_OPENED;
+    pthread_mutex_lock(&capture_lock);
+    capture *c = *source_slot(source);
+    if (c == NULL) {
+        result = RTC_CAPTURE_CLOSED;
+    } else if (c->observer || stream == 0 || *observer_slot(stream)) {
+        result = RTC_EXISTS;
+    } else {
+        c->observer = stream;
+        c->block = block;
+        capture **slot = &by_observer[stream % CAPTURE_BUCKETS];
+        c->next_observer = *slot;
+        *slot = c;
+    }
+    pthread_mutex_unlock(&capture_lock);
+    return result;
+}
+
+/* A frame of an observed stream: one tick of its source. False for another stream. */
+static bool observe_tick(uint64_t stream, const rtc_audio_frame *frame)
+{
+    pthread_mutex_lock(&capture_lock);
+    capture *c = *observer_slot(stream);
+    if (c) {
+        c->ticks++;
+        if (c->queued >= c->block)
+            c->queued -= c->block;
+        if (c->tick_parked) {
+            c->tick_parked = false;
+            c->parked = true;
+            wake_parked(c);
+        }
+    }
+    pthread_mutex_unlock(&capture_lock);
+    if (c)
+        lk_drop_handle(frame->handle);
+    return c != NULL;
+}
+
+/* Sends `request` (a ClearAudioBufferRequest of this source, at most CLEAR_REQUEST_MAX bytes)
+   now, and again when the capture in flight completes (it may be queued after this clear),
+   before another can be sent. RTC_CAPTURE_SENT, _REFUSED or _CLOSED. */
+static int rtc_capture_clear(uint64_t source, const uint8_t *request, size_t len)
+{
+    if (len > CLEAR_REQUEST_MAX)
+        return RTC_CAPTURE_REFUSED;
+    pthread_mutex_lock(&capture_lock); /* held: no completion, no capture meanwhile */
+    capture *c = *source_slot(source);
+    int result = RTC_CAPTURE_CLOSED;
+    if (c) {
+        result = rtc_request_discard(request, len) ? RTC_CAPTURE_SENT : RTC_CAPTURE_REFUSED;
+        if (result == RTC_CAPTURE_SENT) {
+            c->queued = 0;
+            if (c->state == RTC_CAPTURE_IN_FLIGHT) {
+                memcpy(c->clear_request, request, len);
+                c->clear_len = len;
+                c->clear_after_flight = true;
+            }
+        }
+    }
+    pthread_mutex_unlock(&capture_lock);
+    return result;
+}
+
+/* The source's queue: out[0] samples queued (all channels), out[1] ticks observed so far.
+   park: the next tick writes to wake_fd. RTC_CAPTURE_CLOSED without a record, else its state. */
+static int rtc_capture_playout(uint64_t source, bool park, uint64_t *out)
+{
+    pthread_mutex_lock(&capture_lock);
+    capture *c = *source_slot(source);
+    int state = RTC_CAPTURE_CLOSED;
+    if (c) {
+        state = c->state;
+        out[0] = c->queued;
+        out[1] = c->ticks;
+        if (park)
+            c->tick_parked = true;
+    }
+    pthread_mutex_unlock(&capture_lock);
+    return state;
 }
 
 /* --- received audio frames -----------------------------------------------------------------
@@ -750,7 +887,8 @@ static void on_native_event(const uint8_t *data, size_t len)
         } else if (field == audio_event_field && audio_event_field) {
             uint64_t stream;
             rtc_audio_frame frame;
-            if (received_audio_frame(body, &stream, &frame) && buffer_frame(stream, &frame))
+            if (received_audio_frame(body, &stream, &frame) &&
+                (buffer_frame(stream, &frame) || observe_tick(stream, &frame)))
                 return;
         }
     }

@@ -55,6 +55,16 @@ int rtc_capture_settle(uint64_t source, char *error, size_t error_size);
 /* Writes to the wake_fd of every parked record (after a native panic). */
 void rtc_capture_wake_all(void);
 
+/* Playout: the native queue counted natively (see rtc_trio_ffi.c, "playout"). block: samples
+   (all channels) of 10 ms. RTC_OPENED, RTC_EXISTS or RTC_CAPTURE_CLOSED. */
+int rtc_capture_observe(uint64_t source, uint64_t stream, uint32_t block);
+/* Sends the ClearAudioBufferRequest `request` now, and again once the capture in flight
+   completes. RTC_CAPTURE_SENT, RTC_CAPTURE_REFUSED or RTC_CAPTURE_CLOSED. */
+int rtc_capture_clear(uint64_t source, const uint8_t *request, size_t len);
+/* out[0]: samples queued (all channels); out[1]: 10 ms ticks observed. park: the next tick
+   writes to wake_fd. The capture state, or RTC_CAPTURE_CLOSED. */
+int rtc_capture_playout(uint64_t source, bool park, uint64_t *out);
+
 /* Received audio frames, buffered natively per stream without the GIL. */
 typedef struct {
     uint64_t handle;

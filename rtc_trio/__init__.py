@@ -33,6 +33,8 @@ from rtc_trio._data_streams import (
     TextStreamInfo, TextStreamReader, TextStreamWriter,
 )
 from rtc_trio._errors import StreamError
+# voice toolkit: mixer (issue 8)
+from rtc_trio._mixer import AudioMixer, open_audio_mixer
 from rtc_trio import _handles
 from rtc_trio._ffi import lib as _lib
 
@@ -57,6 +59,8 @@ __all__ = [
     "StreamError", "TextStreamInfo", "ByteStreamInfo", "TextStreamReader", "ByteStreamReader",
     "TextStreamWriter", "ByteStreamWriter", "IncomingStreams", "IncomingStreamsStatistics",
 ]
+# voice toolkit: mixer (issue 8)
+__all__ += ["AudioMixer", "open_audio_mixer"]
 
 
 def live_handles() -> int:

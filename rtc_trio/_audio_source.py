@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import os
-import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterable, AsyncIterator
 
+import numpy as np
 import trio
 
-from rtc_trio import _native
+from rtc_trio import _native, _router
 from rtc_trio._audio_frame import AudioFrame, check_source
 from rtc_trio._errors import RtcError
 from rtc_trio._ffi import ffi, lib
@@ -18,6 +19,7 @@ from rtc_trio._proto import audio_frame_pb2, ffi_pb2
 
 MAX_QUEUE_MS = 60_000
 DIRECT_SPIN_US = 500  # longest a direct capture's completion is awaited with the loop blocked
+OBSERVER_BACKLOG = 100  # native frames of the playout observer: a tick lost makes playout late, never early
 
 
 class AudioSource:
@@ -28,6 +30,12 @@ class AudioSource:
     waiting for its own (that wait usually costs nothing by the next call). A native
     failure of a capture is raised by the next ``capture_frame`` or ``wait_for_playout``,
     also when a wait for that capture was cancelled.
+
+    A source with a queue counts its native queue exactly (``queued_duration``): the native
+    side reports nothing about it, so the source watches its own output through a native
+    stream of its own (100 frames a second, settled in C without Python) and counts each 10 ms
+    block it plays against what was captured, failed and cleared. That track and stream are
+    two more native handles, counted by :func:`live_handles` while the source is open.
     """
 
     def __init__(self, handle: NativeHandle, sample_rate: int, num_channels: int, queue_size_ms: int) -> None:
@@ -39,7 +47,12 @@ class AudioSource:
         self._error = ffi.new("char[]", lib.CAPTURE_ERROR_MAX)
         self._busy = False
         self._settling = trio.Lock()  # one task at a time waits on the eventfd
-        self._queue_end = 0.0  # monotonic time at which the queued audio has played out
+        self._block = sample_rate // 100 * num_channels  # samples the native queue plays per 10 ms
+        self._playout = ffi.new("uint64_t[2]")  # queued samples, ticks observed
+        self._observer: list[NativeHandle] = []  # the track and stream watching the output
+        clear = ffi_pb2.FfiRequest()
+        clear.clear_audio_buffer.source_handle = handle.id
+        self._clear_request = clear.SerializeToString()
         try:
             self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         except BaseException:
@@ -55,10 +68,11 @@ class AudioSource:
 
     @property
     def queued_duration(self) -> float:
-        """Seconds of captured audio not yet played out by the native queue."""
-        if self.queue_size_ms == 0:
+        """Seconds of audio in the native queue: captured (sent, not failed), not cleared,
+        not yet played. Exact to one 10 ms block; 0 for a source without a queue."""
+        if not self._observer or lib.rtc_capture_playout(self._handle.id, False, self._playout) == lib.RTC_CAPTURE_CLOSED:
             return 0.0
-        return max(0.0, self._queue_end - time.monotonic())
+        return int(self._playout[0]) / (self.sample_rate * self.num_channels)
 
     async def capture_frame(self, frame: AudioFrame) -> None:
         """Queue ``frame``; waits while the native queue is full (``queue_size_ms``)."""
@@ -112,8 +126,6 @@ class AudioSource:
             if sent == lib.RTC_CAPTURE_REFUSED:  # the previous capture completed: only this one failed
                 raise RtcError("livekit_ffi refused the capture_audio_frame request")
             await self._settle_pending()
-        if self.queue_size_ms:
-            self._queue_end = max(self._queue_end, time.monotonic()) + frame.duration
 
     async def _settle_pending(self) -> None:
         """Wait until no capture is in flight; raise the last one's failure, exactly once.
@@ -158,21 +170,127 @@ class AudioSource:
             pass  # a spurious wake-up: nothing was written
 
     def clear_queue(self) -> None:
-        """Discard the audio queued natively but not yet played out."""
+        """Discard everything captured so far that has not played yet.
+
+        Also a capture still in flight (sent, but not yet queued natively, such as the rest
+        of a frame longer than the queue): it is cleared again natively the moment it
+        completes, before any later capture is sent. At most one 10 ms block that the source
+        was playing at that moment still reaches the tracks.
+        """
         if self._handle.released:
             raise trio.ClosedResourceError("this audio source is closed")
-        req = ffi_pb2.FfiRequest()
-        req.clear_audio_buffer.source_handle = self._handle.id
-        _native.request(req)
-        self._queue_end = 0.0
+        _native.check_usable()
+        cleared = lib.rtc_capture_clear(self._handle.id, self._clear_request, len(self._clear_request))
+        if cleared == lib.RTC_CAPTURE_REFUSED:
+            raise RtcError("livekit_ffi refused the clear_audio_buffer request")
+        if cleared == lib.RTC_CAPTURE_CLOSED:
+            raise trio.ClosedResourceError("this audio source is closed")
 
     async def wait_for_playout(self) -> None:
-        """Return once every captured frame has been played out of the queue."""
+        """Return once the last sample captured has left the source for its tracks.
+
+        Waits for the capture in flight, then for the source to play its native queue out,
+        block by block as it does, observed (not estimated from the clock): it returns one
+        10 ms tick after the count reached zero, so never before the last block played,
+        however late a loaded machine plays it. A remainder shorter than 10 ms would stay
+        queued until more audio came: it is completed with silence first (unless another
+        task is capturing). Cancelled, it leaves the queue as it was.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
         if self._handle.released:
             raise trio.ClosedResourceError("this audio source is closed")
         if lib.rtc_capture_wait(self._handle.id, self._spin_us) != lib.RTC_CAPTURE_IDLE:
             await self._settle_pending()
-        await trio.sleep(self.queued_duration)
+        if self._observer:
+            await self._pad_to_block()
+            await self._wait_played()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def speak(self, frames: AsyncIterable[AudioFrame]) -> None:
+        """Play ``frames`` to their end, then wait for the playout: barge-in made simple.
+
+        Cancel the enclosing scope (the user started talking) and it stops at once: the
+        queue is cleared (the capture in flight too), so the source is empty whether it
+        returned, was cancelled or raised. An async generator passed in is closed.
+        Anything but an async iterable is a ``TypeError``, before anything is cleared.
+        """
+        if not hasattr(frames, "__aiter__"):
+            raise TypeError(f"speak takes an async iterable of AudioFrame, not {type(frames).__name__}")
+        try:
+            async for frame in frames:
+                await self.capture_frame(frame)
+            await self.wait_for_playout()
+        finally:
+            try:
+                if not self._handle.released:
+                    self.clear_queue()
+            finally:
+                if inspect.isasyncgen(frames):
+                    await frames.aclose()
+
+    async def _pad_to_block(self) -> None:
+        """Complete a remainder shorter than a block with silence, so that it plays."""
+        if lib.rtc_capture_playout(self._handle.id, False, self._playout) == lib.RTC_CAPTURE_CLOSED:
+            raise trio.ClosedResourceError("this audio source is closed")
+        remainder = int(self._playout[0]) % self._block
+        if remainder and not self._busy:
+            pad = np.zeros(((self._block - remainder) // self.num_channels, self.num_channels), np.int16)
+            self._busy = True
+            try:
+                await self._send(AudioFrame(pad, self.sample_rate))
+            finally:
+                self._busy = False
+
+    async def _wait_played(self) -> None:
+        """Until a tick has been observed after the count of the queue fell below a block."""
+        try:
+            self._settling.acquire_nowait()
+        except trio.WouldBlock:
+            await self._settling.acquire()
+        try:
+            played_at = None  # the tick after which the queue is empty
+            while True:
+                state = lib.rtc_capture_playout(self._handle.id, True, self._playout)
+                if state == lib.RTC_CAPTURE_CLOSED:
+                    raise trio.ClosedResourceError("this audio source is closed")
+                queued, ticks = int(self._playout[0]), int(self._playout[1])
+                if queued >= self._block:
+                    played_at = None
+                elif played_at is None:
+                    played_at = ticks + 1
+                elif ticks >= played_at:
+                    return
+                _native.check_usable()
+                await self._wait_woken()
+        finally:
+            self._settling.release()
+
+    def _observe(self) -> None:
+        """Watch the source's own output (see the class): a track and a native stream whose
+        frames C counts and releases."""
+        track_req = ffi_pb2.FfiRequest()
+        track_req.create_audio_track.name = "rtc_trio playout"
+        track_req.create_audio_track.source_handle = self._handle.id
+        track = NativeHandle(_native.request(track_req).create_audio_track.track.handle.id)
+        self._observer.append(track)
+        req = ffi_pb2.FfiRequest()
+        new = req.new_audio_stream
+        new.track_handle = track.id
+        new.type = audio_frame_pb2.AudioStreamType.AUDIO_STREAM_NATIVE
+        new.sample_rate = self.sample_rate
+        new.num_channels = self.num_channels
+        new.queue_size_frames = OBSERVER_BACKLOG
+
+        sub: _router.Subscription[Any] = _router.Subscription(1)  # claims frames that came first
+        try:
+            stream = NativeHandle(_native.request(req).new_audio_stream.stream.handle.id)
+            self._observer.append(stream)
+            _router.subscribe(stream.id, sub)
+            observed = lib.rtc_capture_observe(self._handle.id, stream.id, self._block)
+            if observed != lib.RTC_OPENED:
+                raise RuntimeError(f"audio source {self._handle.id} cannot observe stream {stream.id}")
+        finally:
+            sub.close()  # from here on C counts its frames; those that came first are released
 
     def _close(self) -> None:
         lib.rtc_capture_close(self._handle.id)  # from here on nothing writes to the eventfd
@@ -180,6 +298,8 @@ class AudioSource:
             trio.lowlevel.notify_closing(self._wake_fd)  # a blocked waiter: ClosedResourceError
             os.close(self._wake_fd)
             self._wake_fd = -1
+        for handle in reversed(self._observer):
+            handle.release()
         self._handle.release()
 
 
@@ -210,6 +330,8 @@ async def open_audio_source(
     handle = NativeHandle(_native.request(req).new_audio_source.source.handle.id)
     source = AudioSource(handle, int(sample_rate), int(num_channels), queue_size_ms)
     try:
+        if queue_size_ms:
+            source._observe()
         yield source
     finally:
         source._close()

@@ -276,6 +276,9 @@ async def test_a_blocked_wait_for_playout_ends_with_its_source(cancelled: str) -
     assert outcome == (["closed"] if cancelled == "the source's block" else ["cancelled"])
     with pytest.raises(trio.ClosedResourceError):
         await source.wait_for_playout()
+    with trio.fail_after(5):  # the native source may go a moment later, on a native thread
+        while len(os.listdir("/proc/self/fd")) > fds:
+            await trio.sleep(0.01)
     assert len(os.listdir("/proc/self/fd")) == fds  # the source's eventfd was closed
 
 

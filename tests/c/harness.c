@@ -366,6 +366,10 @@ static void check_captures(void)
             indexed++;
         }
     }
+    for (size_t b = 0; b < CAPTURE_BUCKETS; b++)
+        for (capture *c = by_observer[b]; c; c = c->next_observer)
+            CHECK(c->observer % CAPTURE_BUCKETS == b && *source_slot(c->source) == c,
+                  "the observer index holds a misplaced or closed record");
     pthread_mutex_unlock(&capture_lock);
     CHECK(indexed == in_flight, "%zu records in flight, %zu indexed", in_flight, indexed);
 }
@@ -1510,10 +1514,121 @@ static void unit_captures(void)
     CHECK(records_open() == 0 && requests_sent == requests_dropped, "records or request handles left");
 }
 
+/* playout: ticks of an observed stream count the queue down, clear_queue clears the
+   capture in flight again when it completes, before the next can go out */
+static const uint8_t clear_marker[] = {0xE2, 0x01, 0x02, 0x08, 0x14};
+static atomic_int clears;
+
+static bool count_clears(const uint8_t *data, size_t len)
+{
+    if (len == sizeof clear_marker && memcmp(data, clear_marker, len) == 0)
+        atomic_fetch_add(&clears, 1);
+    return true;
+}
+
+static uint64_t playout(uint64_t source, bool park, uint64_t *ticks)
+{
+    uint64_t out[2] = {0, 0};
+    CHECK(rtc_capture_playout(source, park, out) != RTC_CAPTURE_CLOSED, "no record");
+    if (ticks)
+        *ticks = out[1];
+    return out[0];
+}
+
+static void tick(uint64_t stream, uint64_t handle)
+{
+    wbuf o;
+    frame_event(&o, stream, handle, (uint64_t)(uintptr_t)samples, 1, 48000, 480);
+    CHECK(!feed(o.b, o.n), "a tick of an observed stream went on to Python");
+}
+
+static void complete(uint64_t async_id, const char *error)
+{
+    wbuf o;
+    capture_event(&o, async_id, error);
+    CHECK(!feed(o.b, o.n), "a completion was passed on");
+}
+
+static void unit_playout(void)
+{
+    char error[CAPTURE_ERROR_MAX];
+    wbuf o;
+    uint64_t ticks, out[2];
+    int fd = new_eventfd();
+    accept_request = count_clears;
+    CHECK(rtc_capture_observe(20, 900, 480) == RTC_CAPTURE_CLOSED, "observed without a record");
+    CHECK(rtc_capture_open(20, fd) == RTC_OPENED, "open failed");
+    CHECK(rtc_capture_observe(20, 900, 480) == RTC_OPENED, "observe failed");
+    CHECK(rtc_capture_observe(20, 901, 480) == RTC_EXISTS, "a source observed twice");
+    frame_event(&o, 902, 7000, (uint64_t)(uintptr_t)samples, 1, 48000, 480);
+    CHECK(feed(o.b, o.n), "a frame of a stream nobody observes was not passed on");
+
+    /* 25 ms: two ticks take a block each, the third finds 5 ms and takes nothing */
+    CHECK(rtc_capture_audio(20, 200, 0, samples, 1, 48000, 1200) == RTC_CAPTURE_SENT, "not sent");
+    CHECK(playout(20, false, &ticks) == 1200 && ticks == 0, "the capture was not counted");
+    unsigned long long drops = atomic_load(&frame_drops);
+    for (uint64_t h = 7001; h <= 7003; h++)
+        tick(900, h);
+    CHECK(playout(20, false, &ticks) == 240 && ticks == 3, "ticks counted wrong");
+    CHECK(atomic_load(&frame_drops) == drops + 3, "a tick's frame handle was not released");
+    complete(200, NULL);
+
+    /* a failed capture was never queued */
+    CHECK(rtc_capture_audio(20, 201, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
+    CHECK(playout(20, false, NULL) == 720, "not counted");
+    complete(201, "failed");
+    CHECK(playout(20, false, NULL) == 240, "a failed capture stayed counted");
+    CHECK(rtc_capture_settle(20, error, sizeof error) == RTC_CAPTURE_FAILED, "failure lost");
+
+    /* parked on ticks: the next tick writes the eventfd, once */
+    playout(20, true, NULL);
+    CHECK(wakeups(fd) == 0, "woken before a tick");
+    tick(900, 7004);
+    CHECK(wakeups(fd) == 1, "a tick did not wake the parked wait");
+    tick(900, 7005);
+    CHECK(wakeups(fd) == 0, "woken without being parked");
+
+    /* clear with a capture in flight: now, and again at its completion, before the next */
+    CHECK(rtc_capture_audio(20, 202, 0, samples, 1, 48000, 960) == RTC_CAPTURE_SENT, "not sent");
+    CHECK(rtc_capture_clear(20, clear_marker, sizeof clear_marker) == RTC_CAPTURE_SENT, "clear not sent");
+    CHECK(atomic_load(&clears) == 1 && playout(20, false, NULL) == 0, "not cleared");
+    CHECK(rtc_capture_audio(20, 203, 0, samples, 1, 48000, 480) == RTC_CAPTURE_IN_FLIGHT, "sent past one in flight");
+    complete(202, NULL);
+    CHECK(atomic_load(&clears) == 2 && playout(20, false, NULL) == 0, "the capture in flight was not cleared again");
+    CHECK(rtc_capture_audio(20, 203, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
+    complete(203, NULL);
+    CHECK(atomic_load(&clears) == 2 && playout(20, false, NULL) == 480, "cleared a later capture");
+
+    /* with nothing in flight: once; a failed clear changes nothing; no room for a long one */
+    CHECK(rtc_capture_clear(20, clear_marker, sizeof clear_marker) == RTC_CAPTURE_SENT, "clear not sent");
+    CHECK(rtc_capture_audio(20, 204, 0, samples, 1, 48000, 480) == RTC_CAPTURE_SENT, "not sent");
+    complete(204, NULL);
+    CHECK(atomic_load(&clears) == 3 && playout(20, false, NULL) == 480, "cleared twice");
+    accept_request = refuse_all;
+    CHECK(rtc_capture_clear(20, clear_marker, sizeof clear_marker) == RTC_CAPTURE_REFUSED, "not refused");
+    accept_request = count_clears;
+    CHECK(playout(20, false, NULL) == 480, "a refused clear cleared the count");
+    uint8_t long_request[CLEAR_REQUEST_MAX + 1] = {0};
+    CHECK(rtc_capture_clear(20, long_request, sizeof long_request) == RTC_CAPTURE_REFUSED, "kept a request too long");
+
+    /* closed: its stream's frames go on to Python, nothing is counted or cleared */
+    check_captures();
+    rtc_capture_close(20);
+    frame_event(&o, 900, 7006, (uint64_t)(uintptr_t)samples, 1, 48000, 480);
+    CHECK(feed(o.b, o.n), "a frame of a closed source's observer was not passed on");
+    CHECK(rtc_capture_clear(20, clear_marker, sizeof clear_marker) == RTC_CAPTURE_CLOSED, "cleared a closed source");
+    CHECK(rtc_capture_playout(20, false, out) == RTC_CAPTURE_CLOSED, "playout of a closed source");
+    CHECK(wakeups(fd) == 0, "a closed record's eventfd was written");
+    CHECK(records_open() == 0 && requests_sent == requests_dropped, "records or request handles left");
+    accept_request = NULL;
+    close(fd);
+}
+
 static void units(void)
 {
     unit_rings();
     unit_captures();
+    unit_playout();
     check_rings();
     check_captures();
     printf("units: passed\n");

@@ -1,0 +1,219 @@
+"""Barge-in-grade playout: clear_queue, queued_duration, wait_for_playout and speak, heard
+through a real local track and stream of the native library.
+
+The source plays one 10 ms block every 10 ms, or silence when it has none; the test audio
+never holds a 10 ms run of zeros, so a frame with any non-zero sample is audio and a
+silent one is the source's own silence. Times are only reported, never asserted beyond
+lower bounds that real-time playout makes certain.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import AsyncIterator
+
+import numpy as np
+import pytest
+import trio
+
+import rtc_trio as rtc
+from tests.helpers import audio_loopback, numbered_frame
+
+BLOCK = 0.01
+
+
+class Ear:
+    """A task that listens to the stream: how much audio (not silence) came, and when."""
+
+    def __init__(self, stream: rtc.AudioStream) -> None:
+        self.stream = stream
+        self.audio_blocks = 0
+        self.samples: list[np.ndarray] = []
+        self.last_audio = 0.0  # time.monotonic() of the last frame holding audio
+
+    async def listen(self) -> None:
+        async for frame in self.stream:
+            if frame.data.any():
+                self.audio_blocks += 1
+                self.samples.append(frame.data[:, 0].copy())
+                self.last_audio = time.monotonic()
+
+    async def quiet_for(self, seconds: float) -> None:
+        """Until no audio came for ``seconds`` (the source plays silence)."""
+        with trio.fail_after(20):
+            while True:
+                seen = self.audio_blocks
+                await trio.sleep(seconds)
+                if self.audio_blocks == seen:
+                    return
+
+
+def audio(seconds: float, index: int = 1) -> rtc.AudioFrame:
+    return numbered_frame(index, samples=round(seconds * 48000))
+
+
+async def test_clear_queue_drops_a_capture_in_flight() -> None:
+    # 3 s into a 1 s queue: one capture, queued natively 1 s at a time, so after 0.5 s the
+    # last second is still in flight (not queued yet). Clearing used to miss it: it played.
+    async with audio_loopback(queue_size_ms=1000, capacity=500) as (source, _, stream):
+        ear = Ear(stream)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ear.listen)
+            await source.capture_frame(audio(3.0))
+            await trio.sleep(0.5)
+            queued = source.queued_duration  # what has not played yet, counted exactly...
+            source.clear_queue()  # ...and is dropped now, but for at most the block playing
+            assert source.queued_duration == 0.0
+            await ear.quiet_for(0.3)
+            nursery.cancel_scope.cancel()
+    played = 3.0 - queued
+    heard = ear.audio_blocks * BLOCK
+    print(f"\nclear_queue after {played:.2f} s: heard {heard:.2f} s, {heard - played:+.2f} s after the clear")
+    assert 0.3 < played < 2.0  # the clear came while the capture was in flight
+    # one block may race the clear, one the second clear (of the capture in flight), and the
+    # count of what had played lags the source by up to a block (its ticks come by a stream)
+    assert heard <= played + 3 * BLOCK + 1e-9
+
+
+async def test_queued_duration_is_the_native_queue() -> None:
+    async with audio_loopback(queue_size_ms=1000, capacity=500) as (source, _, stream):
+        assert source.queued_duration == 0.0
+        await source.capture_frame(audio(0.5))
+        assert 0.5 - BLOCK <= source.queued_duration <= 0.5  # a tick may have played one block
+        seen = [source.queued_duration]
+        with trio.fail_after(10):
+            while seen[-1] > 0:
+                await stream.receive()
+                seen.append(source.queued_duration)
+        assert all(a >= b for a, b in zip(seen, seen[1:]))  # it only falls...
+        assert all(round(q * 100, 6).is_integer() for q in seen)  # ...block by block
+        # 15 ms: the source plays one block, and the 5 ms left stay in its queue (an estimate
+        # from the clock would say 0 by now)
+        await source.capture_frame(audio(0.015))
+        with trio.fail_after(10):
+            for _ in range(10):
+                await stream.receive()
+        assert source.queued_duration == pytest.approx(0.005)
+        source.clear_queue()
+        assert source.queued_duration == 0.0
+    assert source.queued_duration == 0.0  # closed
+
+
+@pytest.mark.parametrize("seconds", [0.3, 0.305])
+async def test_wait_for_playout_returns_once_the_last_sample_left(seconds: float) -> None:
+    async with audio_loopback(queue_size_ms=1000, capacity=500) as (source, _, stream):
+        ear = Ear(stream)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ear.listen)
+            sent = audio(seconds)
+            start = trio.current_time()
+            await source.capture_frame(sent)
+            with trio.fail_after(10):
+                await source.wait_for_playout()
+            returned = time.monotonic()
+            elapsed = trio.current_time() - start
+            assert source.queued_duration == 0.0
+            await ear.quiet_for(0.1)
+            nursery.cancel_scope.cancel()
+    print(f"\nwait_for_playout({seconds} s): returned {(returned - ear.last_audio) * 1000:+.1f} ms "
+          f"after the stream received the last audio")
+    assert elapsed >= seconds - BLOCK  # played in real time: it cannot be out sooner
+    heard = np.concatenate(ear.samples)
+    # every sample came (a 5 ms remainder too: completed with silence, not left queued)
+    np.testing.assert_array_equal(heard[: len(sent.data)], sent.data)
+    assert not heard[len(sent.data):].any()
+
+
+async def test_a_cancelled_wait_for_playout_keeps_the_queue() -> None:
+    async with audio_loopback(queue_size_ms=1000, capacity=500) as (source, _, stream):
+        ear = Ear(stream)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ear.listen)
+            sent = audio(0.6)
+            await source.capture_frame(sent)
+            with trio.move_on_after(0.1) as waiting:
+                await source.wait_for_playout()
+            assert waiting.cancelled_caught
+            assert source.queued_duration > 0
+            with trio.fail_after(10):
+                await source.wait_for_playout()
+            await ear.quiet_for(0.1)
+            nursery.cancel_scope.cancel()
+    np.testing.assert_array_equal(np.concatenate(ear.samples), sent.data)  # nothing was lost
+
+
+@pytest.mark.parametrize("queue_size_ms", [1000, 50])
+async def test_speak_cancelled_leaves_the_source_empty(queue_size_ms: int) -> None:
+    # with a 50 ms queue the speaker is cancelled while waiting for room (a capture in flight)
+    yielded = []
+    closed = []
+
+    async def tts() -> AsyncIterator[rtc.AudioFrame]:
+        try:
+            for i in range(100):  # 1 s in 10 ms frames
+                yielded.append(i)
+                yield numbered_frame(i)
+        finally:
+            closed.append(True)
+
+    async with audio_loopback(queue_size_ms=queue_size_ms, capacity=500) as (source, _, stream):
+        ear = Ear(stream)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ear.listen)
+            with trio.move_on_after(0.3) as barge_in:
+                await source.speak(tts())
+            assert barge_in.cancelled_caught
+            assert source.queued_duration == 0.0
+            assert closed == [True]
+            await ear.quiet_for(0.3)
+            nursery.cancel_scope.cancel()
+    heard = ear.audio_blocks * BLOCK
+    print(f"\nspeak cancelled after 0.3 s ({len(yielded)} frames yielded): heard {heard:.2f} s")
+    if queue_size_ms == 50:
+        assert len(yielded) < 100  # cancelled while capturing
+    assert heard < 0.3 + 0.2  # what played before the barge-in, not the rest (0.7 s and more)
+
+
+async def test_speak_to_the_end_plays_everything_and_returns_after_the_playout() -> None:
+    async def tts() -> AsyncIterator[rtc.AudioFrame]:
+        for i in range(20):
+            yield numbered_frame(i, samples=720)  # 15 ms frames: 300 ms, block-aligned at the end
+
+    async with audio_loopback(queue_size_ms=100, capacity=500) as (source, _, stream):
+        ear = Ear(stream)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ear.listen)
+            start = trio.current_time()
+            with trio.fail_after(10):
+                await source.speak(tts())
+            assert trio.current_time() - start >= 0.3 - BLOCK
+            assert source.queued_duration == 0.0
+            await ear.quiet_for(0.1)
+            nursery.cancel_scope.cancel()
+    np.testing.assert_array_equal(
+        np.concatenate(ear.samples), np.concatenate([numbered_frame(i, samples=720).data for i in range(20)]))
+
+
+async def test_playout_of_a_closed_source_refuses() -> None:
+    async with rtc.open_audio_source(queue_size_ms=100) as source:
+        pass
+    with pytest.raises(trio.ClosedResourceError):
+        source.clear_queue()
+    with pytest.raises(trio.ClosedResourceError):
+        await source.wait_for_playout()
+    with pytest.raises(trio.ClosedResourceError):
+        await source.speak(_frames(1))
+
+
+async def test_speak_refuses_what_is_not_an_async_iterable_before_anything_native() -> None:
+    async with audio_loopback(queue_size_ms=1000) as (source, _, _):
+        await source.capture_frame(audio(0.5))
+        with pytest.raises(TypeError, match="async iterable"):
+            await source.speak([numbered_frame(0)])  # type: ignore[arg-type]
+        assert source.queued_duration > 0.3  # nothing queued was lost
+        source.clear_queue()
+
+
+async def _frames(count: int) -> AsyncIterator[rtc.AudioFrame]:
+    for i in range(count):
+        yield numbered_frame(i)
