@@ -27,6 +27,11 @@ from rtc_trio._track import (
 from rtc_trio._video_frame import VideoBufferType, VideoFrame
 from rtc_trio._video_source import VideoSource, open_video_source
 from rtc_trio._video_stream import VideoStream, open_video_stream
+# RPC, DTMF, transcriptions, stats (issue 9)
+from rtc_trio._errors import RpcError
+from rtc_trio._rpc import MAX_RPC_PAYLOAD, RpcInvocation, TranscriptionSegment
+from rtc_trio._room_events import SipDtmfReceived, TranscriptionReceived
+from rtc_trio._stats import RtpStats, SessionStats, StatsReport
 from rtc_trio import _handles
 from rtc_trio._ffi import lib as _lib
 
@@ -47,6 +52,9 @@ __all__ = [
     "Reconnected", "Reconnecting", "RoomMetadataChanged", "RoomSidChanged", "TrackMuted",
     "TrackPublished", "TrackSubscribed", "TrackSubscriptionFailed", "TrackUnmuted",
     "TrackUnpublished", "TrackUnsubscribed",
+    # RPC, DTMF, transcriptions, stats (issue 9)
+    "RpcError", "RpcInvocation", "MAX_RPC_PAYLOAD", "TranscriptionSegment", "SipDtmfReceived",
+    "TranscriptionReceived", "RtpStats", "SessionStats", "StatsReport",
 ]
 
 
