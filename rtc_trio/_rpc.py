@@ -175,7 +175,7 @@ class RpcEndpoint:
                 return str(callback.payload)
         finally:
             reply.close()  # a reply that comes after this is dropped on arrival
-        raise RpcError(RpcError.RESPONSE_TIMEOUT, "Response timeout")
+        raise RpcError(RpcError.RESPONSE_TIMEOUT, f"Response timeout: no answer within {seconds:g} s")
 
     # -- serving -----------------------------------------------------------------------
     @asynccontextmanager
