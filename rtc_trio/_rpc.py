@@ -205,8 +205,8 @@ class RpcEndpoint:
                     self._stop_serving(checked)
                     nursery.cancel_scope.cancel()  # running handlers answer with an error
         except BaseExceptionGroup as group:
-            if raised and len(group.exceptions) == 1:
-                _reraise(raised[0])
+            if raised and len(group.exceptions) == 1 and group.exceptions[0] is raised[0]:
+                _reraise(raised[0])  # the body's own, not a Cancelled a failing child caused
             raise
 
     def _register(self, method: str) -> None:

@@ -379,6 +379,9 @@ def test_bad_input_is_refused_before_anything_is_sent() -> None:
             async def size(invocation: rtc.RpcInvocation) -> str:
                 return str(len(invocation.payload.encode()))
 
+            with pytest.raises(KeyError):  # the block's own exception comes out as raised
+                async with serve({"m": echo}):
+                    raise KeyError("body")
             async with serve({"m": echo, "size": size}):
                 with pytest.raises(ValueError, match="already served"):
                     async with serve({"m": echo}):
