@@ -270,3 +270,37 @@ def emit(result: dict[str, Any]) -> None:
     """Print the one JSON object of a side run and flush it."""
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
+
+
+# ---- data-rpc: RPC round trips (issue 9) ----
+
+RPC_PAYLOAD = "x" * 100  # each call's request; the callee answers it back
+
+
+def call_figures(*, start: CpuSample, end: CpuSample, calls: int, errors: int,
+                 latencies_s: list[float], in_flight: int) -> dict[str, Any]:
+    """The figures of an RPC run: completed calls over the window ``start``..``end``.
+
+    Caller and callee are two participants of one process (each side's), so CPU per call
+    counts both ends of a round trip; the server's CPU is not counted.
+    """
+    n = max(calls, 1)
+    wall = end.wall_s - start.wall_s
+    total_us = (end.total_s - start.total_s) * 1e6
+    main_us = (end.main_s - start.main_s) * 1e6
+    p50, p99 = percentile(latencies_s, 50), percentile(latencies_s, 99)
+    return {
+        "calls_per_s": calls / wall if wall > 0 else 0.0,
+        "cpu_us_per_call": total_us / n,
+        "python_cpu_us_per_call": main_us / n,
+        "native_cpu_us_per_call": (total_us - main_us) / n,
+        "errors": errors,
+        "latency_ms_p50": None if p50 is None else p50 * 1e3,
+        "latency_ms_p99": None if p99 is None else p99 * 1e3,
+        "peak_rss_mb": peak_rss_mb(),
+        "calls": calls,
+        "in_flight": in_flight,
+        "cpu_percent": 100.0 * (total_us / 1e6) / wall if wall > 0 else None,
+        "wall_s": wall,
+        "threads": end.threads,
+    }

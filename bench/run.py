@@ -22,6 +22,13 @@ Scenarios (JSON ``results`` keys in brackets when they differ):
   zero-copy           720p RGBA frames sent one at a time under tracemalloc: Python-heap bytes
                       per received frame (peak growth, transients included) against the payload
                       size; ``py_heap_retained_bytes_per_frame`` is what a received frame keeps
+  data-rpc            [rpc-1, rpc-16] RPC round trips through a real livekit-server: two
+                      participants of one room in the side's process, one calling an echo
+                      method (100-byte payload) the other serves, with 1 and 16 calls in
+                      flight: calls_per_s, latency_ms_p50/p99 (per call), cpu_us_per_call (both
+                      ends of the round trip; the server's CPU not counted), errors. The server
+                      is RTC_TRIO_BENCH_URL/_API_KEY/_API_SECRET, or, as root, one the bench
+                      starts in a network namespace with tests/run.py's code (bench/_server.py)
 
 Figures (null where a scenario does not measure them): frames_per_s (received / first capture
 to last arrival), cpu_us_per_frame (all threads: /proc/self/stat; clock ticks, 10 ms), the main
@@ -38,6 +45,7 @@ the native default (a small bound that drops the oldest frames).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.metadata
 import json
@@ -50,15 +58,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _server import NO_SERVER, BenchServer, bench_server
+
 HERE = Path(__file__).resolve().parent
 SIDES = {"rtc_trio": HERE / "side_rtc_trio.py", "livekit": HERE / "side_livekit.py"}
 SCENARIOS = ["audio-1", "audio-100", "audio-realtime-100", "audio-capacity",
-             "video-720p", "video-1080p", "zero-copy"]
+             "video-720p", "video-1080p", "zero-copy", "data-rpc"]
 FIGURES = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
            "native_cpu_us_per_frame", "drops", "latency_ms_p50", "latency_ms_p99",
            "peak_rss_mb", "py_heap_bytes_per_frame", "py_heap_retained_bytes_per_frame",
-           "payload_bytes", "cpu_percent", "streams"]
-HIGHER_IS_BETTER = {"frames_per_s", "streams"}
+           "payload_bytes", "cpu_percent", "streams",
+           # data-rpc (issue 9)
+           "calls_per_s", "cpu_us_per_call", "python_cpu_us_per_call", "native_cpu_us_per_call",
+           "errors"]
+HIGHER_IS_BETTER = {"frames_per_s", "streams", "calls_per_s"}
+NEEDS_SERVER = {"data-rpc"}  # scenarios that run in a room on a livekit-server (bench/_server.py)
 CAPACITY_P99_MS = 20.0
 STARTUP_S = 15.0  # imports + setup (100 sources) allowance inside a run's deadline
 KILL_GRACE_S = 10.0  # the outer timeout exceeds the side's own deadline by this much
@@ -111,6 +125,8 @@ def plan(name: str, quick: bool) -> list[Run]:
     if name == "zero-copy":
         frames = 30 if quick else 200
         return [Run(name, [name, "--frames", str(frames), "--capacity", "30"], 0.0, 0.5, frames)]
+    if name == "data-rpc":  # RPC round trips: one call in flight, then 16 (--streams)
+        return [Run(f"rpc-{n}", [f"rpc-{n}", "--streams", str(n)], d, 5.0) for n in (1, 16)]
     raise ValueError(name)
 
 
@@ -119,8 +135,9 @@ def capacity_levels(quick: bool) -> list[int]:
     return [10, 20, 50, 100] if quick else [10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
 
 
-def run_side(run: Run, side: str) -> dict[str, Any]:
-    """Run one side in a fresh subprocess, killed after its deadline plus a grace period.
+def run_side(run: Run, side: str, server: BenchServer | None = None) -> dict[str, Any]:
+    """Run one side in a fresh subprocess, killed after its deadline plus a grace period
+    (with a ``server``: inside its namespace, with its address in the environment).
 
     Always returns a dict: the side's figures, or ``{"error": ...}``; ``stderr_tail`` when
     it failed or a native thread panicked (``native_panic``), ``hung_at_exit`` when it
@@ -129,8 +146,9 @@ def run_side(run: Run, side: str) -> dict[str, Any]:
     limit = run.deadline + KILL_GRACE_S
     t = time.perf_counter()
     try:
-        p = subprocess.run(run.command(side), capture_output=True, text=True, timeout=limit,
-                           cwd=HERE.parent)
+        p = subprocess.run([*(server.prefix if server else ()), *run.command(side)],
+                           capture_output=True, text=True, timeout=limit, cwd=HERE.parent,
+                           env=server.env() if server else None)
         out, err, rc = p.stdout, p.stderr, p.returncode
     except subprocess.TimeoutExpired as e:  # e.stdout: whatever was read before the kill
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -201,6 +219,8 @@ class Progress:
         """Report one finished run."""
         self.done += 1
         state = f"ERROR {res['error']}" if "error" in res else (
+            f"{_fmt(res.get('calls_per_s'))} calls/s, errors {res.get('errors')}"
+            if "calls_per_s" in res else  # data-rpc
             f"{_fmt(res.get('frames_per_s'))} frames/s, drops {res.get('drops')}")
         self.line(f"({self.done}/{self.total}) {key} {side}: {state} [{res.get('run_s')} s]")
 
@@ -332,18 +352,22 @@ def main(argv: list[str] | None = None) -> int:
     runs = {n: ([] if n == "audio-capacity" else plan(n, a.quick)) for n in names}
     progress = Progress(2 * sum(max(len(r), 1) for r in runs.values()))
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    for name in names:
-        progress.line(f"scenario {name}")
-        for side in SIDES:
-            if name == "audio-capacity":
-                res = capacity_search(side, a.quick, progress)
-                results.setdefault(name, {})[side] = res
-                progress.step(name, side, res)
-                continue
-            for run in runs[name]:
-                res = run_side(run, side)
-                results.setdefault(run.key, {})[side] = res
-                progress.step(run.key, side, res)
+    with bench_server() if NEEDS_SERVER & set(names) else contextlib.nullcontext() as server:
+        for name in names:
+            progress.line(f"scenario {name}")
+            for side in SIDES:
+                if name == "audio-capacity":
+                    res = capacity_search(side, a.quick, progress)
+                    results.setdefault(name, {})[side] = res
+                    progress.step(name, side, res)
+                    continue
+                for run in runs[name]:
+                    if name in NEEDS_SERVER and server is None:
+                        res = {"error": NO_SERVER}
+                    else:
+                        res = run_side(run, side, server if name in NEEDS_SERVER else None)
+                    results.setdefault(run.key, {})[side] = res
+                    progress.step(run.key, side, res)
     doc = {"machine": machine() | {"quick": a.quick}, "results": results}
     print(table(results))
     if a.json:
