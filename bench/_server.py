@@ -1,7 +1,7 @@
 """The livekit-server that bench scenarios needing a room run against.
 
-``RTC_TRIO_BENCH_URL`` / ``RTC_TRIO_BENCH_API_KEY`` / ``RTC_TRIO_BENCH_API_SECRET`` name a
-running server; otherwise, as root, :func:`bench_server` starts the one the tests use, with the
+``RTC_TRIO_BENCH_URL`` / ``RTC_TRIO_BENCH_API_KEY`` / ``RTC_TRIO_BENCH_API_SECRET`` (or the
+tests' ``RTC_TRIO_TEST_*``) name a running server; otherwise, as root, :func:`bench_server` starts the one the tests use, with the
 tests' own code (tests/run.py: binary, network namespace, config), and every side process that
 talks to it runs inside that namespace. No RTC library is imported here.
 """
@@ -46,10 +46,17 @@ class BenchServer:
         return env
 
 
+TEST_VARS = ("RTC_TRIO_TEST_URL", "RTC_TRIO_TEST_API_KEY", "RTC_TRIO_TEST_API_SECRET")
+
+
 def from_env() -> BenchServer | None:
-    """The server the environment names, if it names one."""
-    url, key, secret = (os.environ.get(v) for v in (URL_VAR, KEY_VAR, SECRET_VAR))
-    return BenchServer(url, key, secret) if url and key and secret else None
+    """The server the environment names, if it names one: the bench's variables, else the
+    tests' (tests/run.py sets those: the bench smoke test uses the tests' server)."""
+    for names in ((URL_VAR, KEY_VAR, SECRET_VAR), TEST_VARS):
+        url, key, secret = (os.environ.get(v) for v in names)
+        if url and key and secret:
+            return BenchServer(url, key, secret)
+    return None
 
 
 def token(identity: str, room: str) -> str:
