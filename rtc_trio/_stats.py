@@ -42,10 +42,12 @@ class StatsReport:
 
     @property
     def inbound(self) -> tuple[RtpStats, ...]:
+        """The streams this process receives."""
         return tuple(s for s in self.rtp if s.direction == "inbound")
 
     @property
     def outbound(self) -> tuple[RtpStats, ...]:
+        """The streams this process sends."""
         return tuple(s for s in self.rtp if s.direction == "outbound")
 
 
