@@ -331,15 +331,46 @@ def text_figures(label: str, *, size: int, sent: int, received: int, start: CpuS
 
 
 def room_tokens(identities: tuple[str, ...] = ("alice", "bob")) -> tuple[str, list[str]]:
-    """The URL of the LiveKit server the environment names (RTC_TRIO_TEST_URL, _API_KEY,
-    _API_SECRET, as tests/run.py and bench/run.py set them) and a join token per identity
-    for one fresh room."""
-    from livekit import api  # livekit-api: tokens only, not the RTC library
+    """The URL of the LiveKit server the environment names (bench/_server.py) and a join
+    token per identity for one fresh room."""
+    from _server import NO_SERVER, from_env, token
 
-    url = os.environ["RTC_TRIO_TEST_URL"]
-    key, secret = os.environ["RTC_TRIO_TEST_API_KEY"], os.environ["RTC_TRIO_TEST_API_SECRET"]
+    server = from_env()
+    if server is None:
+        raise RuntimeError(NO_SERVER)
     room = f"bench-{os.getpid()}-{time.monotonic_ns()}"
-    tokens = [api.AccessToken(key, secret).with_identity(identity)
-              .with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt()
-              for identity in identities]
-    return url, tokens
+    return server.url, [token(identity, room) for identity in identities]
+
+
+# ---- data-rpc: RPC round trips (issue 9) ----
+
+RPC_PAYLOAD = "x" * 100  # each call's request; the callee answers it back
+
+
+def call_figures(*, start: CpuSample, end: CpuSample, calls: int, errors: int,
+                 latencies_s: list[float], in_flight: int) -> dict[str, Any]:
+    """The figures of an RPC run: completed calls over the window ``start``..``end``.
+
+    Caller and callee are two participants of one process (each side's), so CPU per call
+    counts both ends of a round trip; the server's CPU is not counted.
+    """
+    n = max(calls, 1)
+    wall = end.wall_s - start.wall_s
+    total_us = (end.total_s - start.total_s) * 1e6
+    main_us = (end.main_s - start.main_s) * 1e6
+    p50, p99 = percentile(latencies_s, 50), percentile(latencies_s, 99)
+    return {
+        "calls_per_s": calls / wall if wall > 0 else 0.0,
+        "cpu_us_per_call": total_us / n,
+        "python_cpu_us_per_call": main_us / n,
+        "native_cpu_us_per_call": (total_us - main_us) / n,
+        "errors": errors,
+        "latency_ms_p50": None if p50 is None else p50 * 1e3,
+        "latency_ms_p99": None if p99 is None else p99 * 1e3,
+        "peak_rss_mb": peak_rss_mb(),
+        "calls": calls,
+        "in_flight": in_flight,
+        "cpu_percent": 100.0 * (total_us / 1e6) / wall if wall > 0 else None,
+        "wall_s": wall,
+        "threads": end.threads,
+    }

@@ -26,13 +26,19 @@ Scenarios (JSON ``results`` keys in brackets when they differ):
                       (rtc.open_audio_mixer / livekit.rtc.AudioMixer, blocksize 480): CPU per
                       output frame; ``wrong_frames``: outputs that are not the exact sum
 
-Through a real LiveKit server (only with ``--only``; as root a fresh livekit-server is started in
-a network namespace, as tests/run.py does, unless RTC_TRIO_TEST_URL names one):
-  data-rpc            two participants of one room. Text streams: alice sends 1 KB text messages
-                      one after another (each send awaited), then 1 MB ones; bob reads each whole
-                      and checks it. text_mb_per_s_1k/_1m: MB read whole per second from the
-                      first send to the last arrival; text_cpu_ms_per_mb_1k/_1m: CPU of the
-                      process (both participants, all threads) per MB
+Through a real LiveKit server (RTC_TRIO_BENCH_URL/_API_KEY/_API_SECRET, or the tests'
+RTC_TRIO_TEST_* variables; else, as root, one the bench starts in a network namespace with
+tests/run.py's code, bench/_server.py; without any, these rows say there is no server):
+  data-rpc            [data-rpc, rpc-16] two participants of one room in the side's process.
+                      Text streams: alice sends 1 KB text messages one after another (each send
+                      awaited), then 1 MB ones; bob reads each whole and checks it.
+                      text_mb_per_s_1k/_1m: MB read whole per second from the first send to the
+                      last arrival; text_cpu_ms_per_mb_1k/_1m: CPU of the process (both
+                      participants, all threads) per MB. RPC: one participant calls an echo
+                      method (100-byte payload) the other serves, 1 call in flight (data-rpc)
+                      and 16 (rpc-16): calls_per_s, latency_ms_p50/p99 (per call),
+                      cpu_us_per_call (both ends of the round trip; the server's CPU not
+                      counted), errors
 
 Figures (null where a scenario does not measure them): frames_per_s (received / first capture
 to last arrival), cpu_us_per_frame (all threads: /proc/self/stat; clock ticks, 10 ms), the main
@@ -52,36 +58,35 @@ import argparse
 import contextlib
 import importlib
 import importlib.metadata
-import importlib.util
 import json
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _server import NO_SERVER, BenchServer, bench_server
+
 HERE = Path(__file__).resolve().parent
 SIDES = {"rtc_trio": HERE / "side_rtc_trio.py", "livekit": HERE / "side_livekit.py"}
 SCENARIOS = ["audio-1", "audio-100", "audio-realtime-100", "audio-capacity",
-             "video-720p", "video-1080p", "zero-copy"]
-SERVER_SCENARIOS = ["data-rpc"]
-"""Scenarios through a real LiveKit server: run with ``--only``, never by default."""
+             "video-720p", "video-1080p", "zero-copy", "data-rpc"]
+SCENARIOS += ["mixer-4"]  # voice toolkit: mixer (issue 8)
 FIGURES = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
            "native_cpu_us_per_frame", "drops", "latency_ms_p50", "latency_ms_p99",
            "peak_rss_mb", "py_heap_bytes_per_frame", "py_heap_retained_bytes_per_frame",
-           "payload_bytes", "cpu_percent", "streams"]
-# data-rpc, text streams: MB/s and CPU (all threads, both participants) per MB
-TEXT_FIGURES = ["text_mb_per_s_1k", "text_mb_per_s_1m", "text_cpu_ms_per_mb_1k",
-                "text_cpu_ms_per_mb_1m"]
-FIGURES += TEXT_FIGURES
-HIGHER_IS_BETTER = {"frames_per_s", "streams", "text_mb_per_s_1k", "text_mb_per_s_1m"}
-# voice toolkit: mixer (issue 8)
-SCENARIOS += ["mixer-4"]
+           "payload_bytes", "cpu_percent", "streams",
+           # data-rpc (issue 9)
+           "calls_per_s", "cpu_us_per_call", "python_cpu_us_per_call", "native_cpu_us_per_call",
+           "errors",
+           # data-rpc, text streams: MB/s and CPU (all threads, both participants) per MB
+           "text_mb_per_s_1k", "text_mb_per_s_1m", "text_cpu_ms_per_mb_1k", "text_cpu_ms_per_mb_1m"]
+HIGHER_IS_BETTER = {"frames_per_s", "streams", "calls_per_s", "text_mb_per_s_1k",
+                    "text_mb_per_s_1m"}
+NEEDS_SERVER = {"data-rpc"}  # scenarios that run in a room on a livekit-server (bench/_server.py)
 CAPACITY_P99_MS = 20.0
 STARTUP_S = 15.0  # imports + setup (100 sources) allowance inside a run's deadline
 KILL_GRACE_S = 10.0  # the outer timeout exceeds the side's own deadline by this much
@@ -104,8 +109,7 @@ class Run:
 
     def command(self, side: str) -> list[str]:
         """The subprocess command line for ``side``."""
-        prefix = _server[0] if self.key in SERVER_SCENARIOS else []
-        return [*prefix, sys.executable, str(SIDES[side]), *self.argv,
+        return [sys.executable, str(SIDES[side]), *self.argv,
                 "--duration", str(self.duration), "--drain", str(self.drain),
                 "--deadline", str(self.deadline)]
 
@@ -135,49 +139,14 @@ def plan(name: str, quick: bool) -> list[Run]:
     if name == "zero-copy":
         frames = 30 if quick else 200
         return [Run(name, [name, "--frames", str(frames), "--capacity", "30"], 0.0, 0.5, frames)]
-    if name == "data-rpc":
-        messages = 100 if quick else 1000  # 1 KB ones; a hundredth as many of 1 MB (at least 2)
-        return [Run(name, [name, "--messages", str(messages)], 10.0 if quick else 40.0, 30.0)]
     if name == "mixer-4":  # voice toolkit: mixer (issue 8): four inputs mixed unpaced
         return [Run(name, [name, "--streams", "4"], 0.0, 1.0)]
+    if name == "data-rpc":  # text streams then RPC with one call in flight; then 16 in flight
+        messages = 100 if quick else 1000  # 1 KB ones; a hundredth as many of 1 MB (at least 2)
+        return [Run(name, [name, "--messages", str(messages), "--streams", "1"],
+                    d + (10.0 if quick else 40.0), 30.0),
+                Run("rpc-16", ["rpc-16", "--streams", "16"], d, 5.0)]
     raise ValueError(name)
-
-
-# -- a LiveKit server for the scenarios that need one ---------------------------------------------
-
-_server: tuple[list[str], dict[str, str] | None] = ([], None)
-"""The command prefix and environment that put a side next to the server (set by main)."""
-
-
-@contextlib.contextmanager
-def livekit_server(progress: Progress) -> Iterator[None]:
-    """Provide a server for SERVER_SCENARIOS: the one RTC_TRIO_TEST_URL (with _API_KEY and
-    _API_SECRET) names, else, as root, a fresh one in a network namespace of its own, started
-    the way tests/run.py starts it (the sides then run inside that namespace)."""
-    global _server
-    if os.environ.get("RTC_TRIO_TEST_URL"):
-        yield
-        return
-    if os.geteuid() != 0:
-        raise SystemExit("data-rpc needs a LiveKit server: run as root, or set "
-                         "RTC_TRIO_TEST_URL, RTC_TRIO_TEST_API_KEY, RTC_TRIO_TEST_API_SECRET")
-    spec = importlib.util.spec_from_file_location("tests_run", HERE.parent / "tests" / "run.py")
-    assert spec is not None and spec.loader is not None
-    tests_run: Any = sys.modules.setdefault("tests_run", importlib.util.module_from_spec(spec))
-    spec.loader.exec_module(tests_run)
-    binary = tests_run.ensure_server_binary()
-    with tempfile.TemporaryDirectory(prefix="rtc_trio-bench-") as tmp, \
-            tests_run.network_namespace() as ns, \
-            tests_run.livekit_server(ns.name, ns.server_addr, binary, Path(tmp) / "server.log") as srv:
-        progress.line(f"livekit-server at {srv.url} in namespace {ns.name}")
-        env = {k: v for k, v in os.environ.items() if k not in tests_run.PROXY_VARS}
-        env.update(RTC_TRIO_TEST_URL=srv.url, RTC_TRIO_TEST_API_KEY=srv.api_key,
-                   RTC_TRIO_TEST_API_SECRET=srv.api_secret)
-        _server = ([tests_run.ip_binary(), "netns", "exec", ns.name], env)
-        try:
-            yield
-        finally:
-            _server = ([], None)
 
 
 def capacity_levels(quick: bool) -> list[int]:
@@ -185,8 +154,9 @@ def capacity_levels(quick: bool) -> list[int]:
     return [10, 20, 50, 100] if quick else [10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
 
 
-def run_side(run: Run, side: str) -> dict[str, Any]:
-    """Run one side in a fresh subprocess, killed after its deadline plus a grace period.
+def run_side(run: Run, side: str, server: BenchServer | None = None) -> dict[str, Any]:
+    """Run one side in a fresh subprocess, killed after its deadline plus a grace period
+    (with a ``server``: inside its namespace, with its address in the environment).
 
     Always returns a dict: the side's figures, or ``{"error": ...}``; ``stderr_tail`` when
     it failed or a native thread panicked (``native_panic``), ``hung_at_exit`` when it
@@ -195,8 +165,9 @@ def run_side(run: Run, side: str) -> dict[str, Any]:
     limit = run.deadline + KILL_GRACE_S
     t = time.perf_counter()
     try:
-        p = subprocess.run(run.command(side), capture_output=True, text=True, timeout=limit,
-                           cwd=HERE.parent, env=_server[1] if run.key in SERVER_SCENARIOS else None)
+        p = subprocess.run([*(server.prefix if server else ()), *run.command(side)],
+                           capture_output=True, text=True, timeout=limit, cwd=HERE.parent,
+                           env=server.env() if server else None)
         out, err, rc = p.stdout, p.stderr, p.returncode
     except subprocess.TimeoutExpired as e:  # e.stdout: whatever was read before the kill
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -268,6 +239,8 @@ class Progress:
         """Report one finished run."""
         self.done += 1
         state = f"ERROR {res['error']}" if "error" in res else (
+            f"{_fmt(res.get('calls_per_s'))} calls/s, errors {res.get('errors')}"
+            if "calls_per_s" in res else  # data-rpc
             f"{_fmt(res.get('frames_per_s'))} frames/s, drops {res.get('drops')}")
         self.line(f"({self.done}/{self.total}) {key} {side}: {state} [{res.get('run_s')} s]")
 
@@ -382,45 +355,39 @@ def plot(results: dict[str, dict[str, dict[str, Any]]], path: str) -> None:
     print(f"plot written to {path}", file=sys.stderr)
 
 
-def run_scenarios(names: list[str], runs: dict[str, list[Run]], quick: bool, progress: Progress,
-                  results: dict[str, dict[str, dict[str, Any]]]) -> None:
-    """Run every run of ``names`` on both sides, into ``results``."""
-    for name in names:
-        progress.line(f"scenario {name}")
-        for side in SIDES:
-            if name == "audio-capacity":
-                res = capacity_search(side, quick, progress)
-                results.setdefault(name, {})[side] = res
-                progress.step(name, side, res)
-                continue
-            for run in runs[name]:
-                res = run_side(run, side)
-                results.setdefault(run.key, {})[side] = res
-                progress.step(run.key, side, res)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the CLI, run every selected scenario on both sides, print/write the results."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="short runs: the whole bench in < 60 s")
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     p.add_argument("--plot", metavar="PATH.png", help="draw the ratios (needs matplotlib)")
-    everything = SCENARIOS + SERVER_SCENARIOS
-    p.add_argument("--only", metavar="NAME[,NAME]", help=f"some of: {', '.join(everything)}")
+    p.add_argument("--only", metavar="NAME[,NAME]", help=f"some of: {', '.join(SCENARIOS)}")
     a = p.parse_args(argv)
     names = SCENARIOS
     if a.only:
         names = [n.strip() for n in a.only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in everything]
+        unknown = [n for n in names if n not in SCENARIOS]
         if unknown:
-            p.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(everything)}")
+            p.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     runs = {n: ([] if n == "audio-capacity" else plan(n, a.quick)) for n in names}
     progress = Progress(2 * sum(max(len(r), 1) for r in runs.values()))
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    with contextlib.ExitStack() as stack:
-        if set(names) & set(SERVER_SCENARIOS):
-            stack.enter_context(livekit_server(progress))
-        run_scenarios(names, runs, a.quick, progress, results)
+    with bench_server() if NEEDS_SERVER & set(names) else contextlib.nullcontext() as server:
+        for name in names:
+            progress.line(f"scenario {name}")
+            for side in SIDES:
+                if name == "audio-capacity":
+                    res = capacity_search(side, a.quick, progress)
+                    results.setdefault(name, {})[side] = res
+                    progress.step(name, side, res)
+                    continue
+                for run in runs[name]:
+                    if name in NEEDS_SERVER and server is None:
+                        res = {"error": NO_SERVER}
+                    else:
+                        res = run_side(run, side, server if name in NEEDS_SERVER else None)
+                    results.setdefault(run.key, {})[side] = res
+                    progress.step(run.key, side, res)
     doc = {"machine": machine() | {"quick": a.quick}, "results": results}
     print(table(results))
     if a.json:

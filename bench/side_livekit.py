@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import time
 import tracemalloc
+import uuid
 from typing import Any, Awaitable, Callable, Sequence
 
 import numpy as np
@@ -238,11 +239,12 @@ async def data_rpc(a: argparse.Namespace) -> dict[str, Any]:
         try:
             while "bob" not in alice.remote_participants:
                 await asyncio.sleep(0.01)
-            return await text_streams(a, alice, bob)
+            result = await text_streams(a, alice, bob)
         finally:
             await bob.disconnect()
     finally:
         await alice.disconnect()
+    return result | await rpc(a)
 
 
 # -- data-rpc: text streams (text_mb_per_s_1k, text_mb_per_s_1m) ----------------------------
@@ -332,6 +334,53 @@ async def mixer(a: argparse.Namespace) -> dict[str, Any]:
                   streams=n, payload_bytes=SAMPLES_PER_FRAME * 2)
     res["wrong_frames"] = wrong
     return res
+# ---- data-rpc: RPC round trips (issue 9) ----
+
+async def rpc(a: argparse.Namespace) -> dict[str, Any]:
+    """The same as side_rtc_trio.rpc on the official SDK."""
+    from _measure import RPC_PAYLOAD, call_figures
+    from _server import NO_SERVER, from_env, token
+
+    server = from_env()
+    if server is None:
+        raise RuntimeError(NO_SERVER)
+    room = f"bench-rpc-{uuid.uuid4().hex[:10]}"
+    latencies: list[float] = []
+    calls = errors = 0
+
+    async def echo(data: rtc.RpcInvocationData) -> str:
+        return data.payload
+
+    callee, caller = rtc.Room(), rtc.Room()
+    await callee.connect(server.url, token("callee", room))
+    await caller.connect(server.url, token("caller", room))
+    try:
+        while "callee" not in caller.remote_participants:
+            await asyncio.sleep(0.01)
+        callee.local_participant.register_rpc_method("echo", echo)
+        call = caller.local_participant.perform_rpc
+
+        async def worker(t_end: float, counted: bool) -> None:
+            nonlocal calls, errors
+            while (t := time.perf_counter()) < t_end:
+                try:
+                    await call(destination_identity="callee", method="echo", payload=RPC_PAYLOAD)
+                except rtc.RpcError:
+                    errors += counted
+                    continue
+                if counted:
+                    latencies.append(time.perf_counter() - t)
+                    calls += 1
+
+        for counted, seconds in ((False, 0.5), (True, a.duration)):  # warm-up, then measured
+            start = cpu_sample()
+            await asyncio.gather(*(worker(start.wall_s + seconds, counted) for _ in range(a.streams)))
+            end = cpu_sample()
+    finally:
+        await caller.disconnect()
+        await callee.disconnect()
+    return call_figures(start=start, end=end, calls=calls, errors=errors,
+                        latencies_s=latencies, in_flight=a.streams)
 
 
 def main() -> None:
@@ -342,6 +391,8 @@ def main() -> None:
         work = data_rpc
     if a.scenario == "mixer-4":  # voice toolkit: mixer (issue 8)
         work = mixer
+    if a.scenario.startswith("rpc"):  # data-rpc (issue 9): RPC alone
+        work = rpc
 
     async def run() -> dict[str, Any]:
         return await asyncio.wait_for(work(a), timeout=a.deadline)

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import time
 import tracemalloc
+import uuid
 from typing import Any, Callable
 
 import numpy as np
@@ -226,7 +227,8 @@ async def data_rpc(a: argparse.Namespace) -> dict[str, Any]:
     async with rtc.connect(url, token_a) as alice, rtc.connect(url, token_b) as bob:
         while "bob" not in alice.remote_participants:
             await trio.sleep(0.01)
-        return await text_streams(a, alice, bob)
+        result = await text_streams(a, alice, bob)
+    return result | await rpc(a)
 
 
 # -- data-rpc: text streams (text_mb_per_s_1k, text_mb_per_s_1m) ----------------------------
@@ -310,6 +312,51 @@ async def mixer(a: argparse.Namespace) -> dict[str, Any]:
                   streams=n, payload_bytes=SAMPLES_PER_FRAME * 2)
     res["wrong_frames"] = wrong
     return res
+# ---- data-rpc: RPC round trips (issue 9) ----
+
+async def rpc(a: argparse.Namespace) -> dict[str, Any]:
+    """Two participants of one room in this process: ``a.streams`` callers' calls in flight to
+    an echo method the other serves, for ``a.duration`` seconds after a warm-up."""
+    from _measure import RPC_PAYLOAD, call_figures
+    from _server import NO_SERVER, from_env, token
+
+    server = from_env()
+    if server is None:
+        raise RuntimeError(NO_SERVER)
+    room = f"bench-rpc-{uuid.uuid4().hex[:10]}"
+    latencies: list[float] = []
+    calls = errors = 0
+
+    async def echo(invocation: rtc.RpcInvocation) -> str:
+        return invocation.payload
+
+    async with rtc.connect(server.url, token("callee", room)) as callee, \
+            rtc.connect(server.url, token("caller", room)) as caller:
+        while "callee" not in caller.remote_participants:
+            await trio.sleep(0.01)
+        call = caller.local_participant.perform_rpc
+
+        async def worker(t_end: float, counted: bool) -> None:
+            nonlocal calls, errors
+            while (t := time.perf_counter()) < t_end:
+                try:
+                    await call(destination_identity="callee", method="echo", payload=RPC_PAYLOAD)
+                except rtc.RpcError:
+                    errors += counted
+                    continue
+                if counted:
+                    latencies.append(time.perf_counter() - t)
+                    calls += 1
+
+        async with callee.local_participant.serve_rpc({"echo": echo}):
+            for counted, seconds in ((False, 0.5), (True, a.duration)):  # warm-up, then measured
+                start = cpu_sample()
+                async with trio.open_nursery() as nursery:
+                    for _ in range(a.streams):
+                        nursery.start_soon(worker, start.wall_s + seconds, counted)
+                end = cpu_sample()
+    return call_figures(start=start, end=end, calls=calls, errors=errors,
+                        latencies_s=latencies, in_flight=a.streams)
 
 
 def main() -> None:
@@ -320,6 +367,8 @@ def main() -> None:
         work = data_rpc
     if a.scenario == "mixer-4":  # voice toolkit: mixer (issue 8)
         work = mixer
+    if a.scenario.startswith("rpc"):  # data-rpc (issue 9): RPC alone
+        work = rpc
 
     async def run() -> dict[str, Any]:
         with trio.fail_after(a.deadline):

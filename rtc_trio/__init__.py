@@ -35,6 +35,11 @@ from rtc_trio._data_streams import (
 from rtc_trio._errors import StreamError
 # voice toolkit: mixer (issue 8)
 from rtc_trio._mixer import AudioMixer, open_audio_mixer
+# RPC, DTMF, transcriptions, stats (issue 9)
+from rtc_trio._errors import RpcError
+from rtc_trio._rpc import MAX_RPC_PAYLOAD, RpcInvocation, TranscriptionSegment
+from rtc_trio._room_events import SipDtmfReceived, TranscriptionReceived
+from rtc_trio._stats import RtpStats, SessionStats, StatsReport
 from rtc_trio import _handles
 from rtc_trio._ffi import lib as _lib
 
@@ -58,6 +63,9 @@ __all__ = [
     # data streams
     "StreamError", "TextStreamInfo", "ByteStreamInfo", "TextStreamReader", "ByteStreamReader",
     "TextStreamWriter", "ByteStreamWriter", "IncomingStreams", "IncomingStreamsStatistics",
+    # RPC, DTMF, transcriptions, stats (issue 9)
+    "RpcError", "RpcInvocation", "MAX_RPC_PAYLOAD", "TranscriptionSegment", "SipDtmfReceived",
+    "TranscriptionReceived", "RtpStats", "SessionStats", "StatsReport",
 ]
 # voice toolkit: mixer (issue 8)
 __all__ += ["AudioMixer", "open_audio_mixer"]

@@ -10,7 +10,7 @@ import logging
 import os
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, AsyncContextManager, Callable, Mapping, Sequence
 
 import trio
 
@@ -22,6 +22,7 @@ from rtc_trio._publications import (
     LocalTrackPublication, RemoteTrackPublication, TrackPublication, TrackPublishOptions,
 )
 from rtc_trio._stream_follow import FollowableParticipant
+from rtc_trio._rpc import RpcEndpoint, RpcHandler, TranscriptionSegment
 from rtc_trio._track import LocalAudioTrack, LocalVideoTrack
 
 logger = logging.getLogger("rtc_trio")
@@ -102,6 +103,8 @@ class LocalParticipant(Participant):
         self._link = link
         self._published_early: set[str] = set()  # sids published natively before their call resumed
         self._unpublished: dict[str, LocalTrackPublication] = {}  # by sid, oldest first
+        self._rpc = RpcEndpoint(self._handle.id, lambda: link.closed, link.remote_participants,
+                                lambda: link.nursery)
 
     def _check_open(self) -> None:
         if self._link.closed:
@@ -441,3 +444,42 @@ class LocalParticipant(Participant):
         return _data_streams.stream_bytes(
             self._sender(), topic=topic, name=name, mime_type=mime_type, total_size=total_size,
             destination_identities=destination_identities, attributes=attributes)
+
+    # -- RPC, DTMF and transcriptions (rtc_trio._rpc) -----------------------------------------
+    async def perform_rpc(self, *, destination_identity: str, method: str, payload: str,
+                          response_timeout: float = 10.0) -> str:
+        """Call ``method`` on the participant ``destination_identity``; its answer.
+
+        Raises :class:`RpcError` with the callee's code and message, or RESPONSE_TIMEOUT once
+        ``response_timeout`` seconds passed (any positive value up to an hour; the wait is a
+        trio cancel scope, so a short one is safe). Cancelled, the call is abandoned: its late
+        answer is dropped. The payload is at most 15 KiB of UTF-8 (:data:`MAX_RPC_PAYLOAD`).
+        """
+        return await self._rpc.perform(destination_identity, method, payload, response_timeout)
+
+    def serve_rpc(self, handlers: Mapping[str, RpcHandler]) -> AsyncContextManager[None]:
+        """Serve RPC methods for the lifetime of an ``async with`` block.
+
+        ``handlers`` maps method names to async functions taking an :class:`RpcInvocation`
+        and returning a ``str`` (or None, an empty answer). Each call runs as a task of a
+        nursery the block owns, cancelled at the caller's response deadline (the caller gets
+        RESPONSE_TIMEOUT). A handler raising :class:`RpcError` sends its code and message to
+        the caller; any other exception is logged and sent as APPLICATION_ERROR. Handlers
+        still running when the block ends are cancelled and their callers get
+        APPLICATION_ERROR; the methods are unregistered. A method is served by one block at
+        a time.
+        """
+        return self._rpc.serve(handlers)
+
+    async def publish_dtmf(self, *, code: int, digit: str) -> None:
+        """Send a SIP DTMF tone: ``code`` 0-15 (RFC 4733: 0-9, ``*`` 10, ``#`` 11, A-D 12-15)
+        and its ``digit`` (one character). Others receive a :class:`SipDtmfReceived`."""
+        await self._rpc.publish_dtmf(code, digit)
+
+    async def publish_transcription(self, *, track_sid: str, segments: Sequence[TranscriptionSegment],
+                                    participant_identity: str | None = None) -> None:
+        """Publish a transcription of the track ``track_sid`` of ``participant_identity``
+        (default: this participant). Others receive a :class:`TranscriptionReceived`."""
+        identity = self.identity if participant_identity is None else participant_identity
+        await self._rpc.publish_transcription(identity, track_sid, segments)
+

@@ -30,6 +30,8 @@ from rtc_trio._participant import LocalParticipant, Participant, RemoteParticipa
 from rtc_trio._publications import LocalTrackPublication, RemoteTrackPublication
 from rtc_trio._proto import ffi_pb2, participant_pb2, room_pb2, track_pb2
 from rtc_trio._room_native import Handoff
+from rtc_trio._rpc import TranscriptionSegment
+from rtc_trio._stats import SessionStats, stats_report
 from rtc_trio._track import RemoteAudioTrack, RemoteVideoTrack
 
 logger = logging.getLogger("rtc_trio")
@@ -446,12 +448,40 @@ class Room:
 
     @_applies("data_packet_received")
     def _data(self, msg: Any, payload: bytes | None) -> ev.RoomEvent | None:
-        if payload is None:  # not a user packet (SIP DTMF...): passed on as it came
+        if msg.WhichOneof("value") == "sip_dtmf":
+            return self._sip_dtmf(msg)
+        if payload is None:  # not a user packet: passed on as it came
             return ev.OtherRoomEvent("data_packet_received", msg)
         identity = msg.participant_identity
         return ev.DataReceived(payload, msg.user.topic, identity,
                                self._remote_participants.get(identity),
                                msg.kind == room_pb2.KIND_RELIABLE)
+
+    # -- DTMF, transcriptions and session stats (rtc_trio._rpc, rtc_trio._stats) ---------------
+    def _sip_dtmf(self, msg: Any) -> ev.RoomEvent:
+        identity = msg.participant_identity
+        return ev.SipDtmfReceived(msg.sip_dtmf.code, msg.sip_dtmf.digit, identity,
+                                  self._remote_participants.get(identity))
+
+    @_applies("transcription_received")
+    def _transcription(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
+        who = self._participant(msg.participant_identity)
+        publication = who.track_publications.get(msg.track_sid) if who is not None else None
+        segments = tuple(TranscriptionSegment._from_proto(s) for s in msg.segments)
+        return ev.TranscriptionReceived(segments, msg.participant_identity, who, msg.track_sid,
+                                        publication)
+
+    async def get_stats(self) -> SessionStats:
+        """The WebRTC statistics of the room's two peer connections (publisher, subscriber)."""
+        if self._link.closed:
+            raise trio.ClosedResourceError("the room is closed")
+        req = ffi_pb2.FfiRequest()
+        req.get_session_stats.room_handle = self._handle.id
+        callback = await _native.request_async(req, "get_session_stats")
+        if callback.WhichOneof("message") != "result":
+            raise RtcError(f"get_session_stats failed: {callback.error}")
+        return SessionStats(stats_report(callback.result.publisher_stats),
+                            stats_report(callback.result.subscriber_stats))
 
     # -- state changes that release or end things ------------------------------------------
     def _drop_participant(self, remote: RemoteParticipant) -> None:

@@ -11,7 +11,8 @@ from typing import Any, Union, final
 import trio
 
 from rtc_trio._participant import Participant, RemoteParticipant
-from rtc_trio._publications import LocalTrackPublication, RemoteTrackPublication
+from rtc_trio._publications import LocalTrackPublication, RemoteTrackPublication, TrackPublication
+from rtc_trio._rpc import TranscriptionSegment
 from rtc_trio._track import RemoteTrack
 
 
@@ -213,6 +214,31 @@ class Disconnected:
     reason: DisconnectReason
 
 
+# -- DTMF and transcriptions (rtc_trio._rpc) ---------------------------------------------------
+@dataclass(frozen=True)
+class SipDtmfReceived:
+    """A SIP DTMF tone (``publish_dtmf``); ``participant`` is None when the sender is unknown here."""
+
+    code: int
+    digit: str
+    sender_identity: str
+    participant: RemoteParticipant | None
+
+
+@dataclass(frozen=True)
+class TranscriptionReceived:
+    """A transcription of ``track_sid`` of ``participant_identity`` (``publish_transcription``).
+
+    ``participant`` and ``publication`` are None when the room does not know them (yet).
+    """
+
+    segments: tuple[TranscriptionSegment, ...]
+    participant_identity: str
+    participant: Participant | None
+    track_sid: str
+    publication: TrackPublication | None
+
+
 @dataclass(frozen=True)
 class OtherRoomEvent:
     """A protocol event without a typed class here (chat, transcription, data streams, e2ee...).
@@ -231,6 +257,7 @@ RoomEvent = Union[
     ActiveSpeakersChanged, RoomMetadataChanged, RoomSidChanged, ParticipantMetadataChanged,
     ParticipantNameChanged, ParticipantAttributesChanged, ConnectionQualityChanged,
     ConnectionStateChanged, DataReceived, Reconnecting, Reconnected, Disconnected, OtherRoomEvent,
+    SipDtmfReceived, TranscriptionReceived,
 ]
 RoomEvent.__doc__ = """Any event a :class:`RoomEvents` channel delivers: one of the typed event classes."""
 

@@ -10,7 +10,9 @@ import trio
 from rtc_trio import _native, _router, _validate
 from rtc_trio._audio_source import AudioSource
 from rtc_trio._handles import NativeHandle
+from rtc_trio._errors import RtcError
 from rtc_trio._proto import ffi_pb2, track_pb2
+from rtc_trio._stats import StatsReport, stats_report
 from rtc_trio._video_source import VideoSource
 
 
@@ -65,6 +67,17 @@ class Track:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    # -- stats (rtc_trio._stats) -------------------------------------------------------------
+    async def get_stats(self) -> StatsReport:
+        """The track's WebRTC statistics (empty for a track that is not published or received)."""
+        self._check_open()
+        req = ffi_pb2.FfiRequest()
+        req.get_stats.track_handle = self._handle.id
+        callback = await _native.request_async(req, "get_stats")
+        if callback.HasField("error") and callback.error:
+            raise RtcError(f"get_stats failed: {callback.error}")
+        return stats_report(callback.stats)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("muted" if self.muted else "live")

@@ -13,12 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.server import test_server
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_KEYS = [
     "audio-1", "audio-100", "audio-realtime-100", "audio-capacity",
     "video-720p", "video-720p-paced", "video-1080p", "video-1080p-paced", "zero-copy",
 ]
 RESULT_KEYS += ["mixer-4"]  # voice toolkit: mixer (issue 8)
+RPC_KEYS = ["data-rpc", "rpc-16"]  # through the tests' livekit-server
+RPC_SCHEMA = ["calls_per_s", "cpu_us_per_call", "latency_ms_p50", "latency_ms_p99", "errors"]
 ALWAYS = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
           "native_cpu_us_per_frame", "drops", "peak_rss_mb", "streams"]
 SCHEMA = ALWAYS + ["latency_ms_p50", "latency_ms_p99", "py_heap_bytes_per_frame"]
@@ -38,7 +42,19 @@ def test_quick_bench_has_figures_for_both(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["machine"]["cores"]
     results = doc["results"]
-    assert sorted(results) == sorted(RESULT_KEYS)
+    assert sorted(results) == sorted(RESULT_KEYS + RPC_KEYS)
+    for key in RPC_KEYS:
+        for side in ("rtc_trio", "livekit"):
+            res = results[key][side]
+            if test_server() is None:  # no server to run them against: said so
+                assert "no LiveKit server" in res["error"], res
+                continue
+            assert "error" not in res, f"{key}/{side}: {res.get('error')} {res.get('stderr_tail')}"
+            assert all(_number(res[fig]) for fig in RPC_SCHEMA), f"{key}/{side}: {res}"
+            assert res["calls"] > 0, f"{key}/{side}"
+            if key == "data-rpc":  # and the text streams, read whole and checked
+                assert res["text_received_1k"] > 0 and res["text_received_1m"] > 0, res
+                assert _number(res["text_mb_per_s_1k"]) and res["text_mb_per_s_1k"] > 0, res
     for key in RESULT_KEYS:
         for side in ("rtc_trio", "livekit"):
             res = results[key][side]
