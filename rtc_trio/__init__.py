@@ -27,6 +27,9 @@ from rtc_trio._track import (
 from rtc_trio._video_frame import VideoBufferType, VideoFrame
 from rtc_trio._video_source import VideoSource, open_video_source
 from rtc_trio._video_stream import VideoStream, open_video_stream
+# voice toolkit: resampler and audio processing (issue 8)
+from rtc_trio._apm import AudioProcessingModule, ProcessedFrames, open_audio_processor
+from rtc_trio._resampler import AudioResampler, AudioResamplerQuality, ResampledFrames, open_resampled
 from rtc_trio import _handles
 from rtc_trio._ffi import lib as _lib
 
@@ -47,6 +50,9 @@ __all__ = [
     "Reconnected", "Reconnecting", "RoomMetadataChanged", "RoomSidChanged", "TrackMuted",
     "TrackPublished", "TrackSubscribed", "TrackSubscriptionFailed", "TrackUnmuted",
     "TrackUnpublished", "TrackUnsubscribed",
+    # voice toolkit: resampler and audio processing (issue 8)
+    "AudioProcessingModule", "AudioResampler", "AudioResamplerQuality", "ProcessedFrames",
+    "ResampledFrames", "open_audio_processor", "open_resampled",
 ]
 
 

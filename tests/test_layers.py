@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "rtc_trio"
 LAYERS: dict[str, set[str]] = {
     "native": {"_native", "_router", "_handles", "_proto", "_ffi", "_errors", "_validate"},
     "media": {"_audio_frame", "_video_frame", "_audio_source", "_video_source", "_track",
-              "_stream", "_audio_stream", "_video_stream", "_stream_follow"},
+              "_stream", "_audio_stream", "_video_stream", "_stream_follow",
+              "_resampler", "_apm"},  # voice toolkit (issue 8)
     "room": {"_room", "_room_native", "_participant", "_publications", "_room_events"},
     "bridge": {"aio", "__main__"},
 }
