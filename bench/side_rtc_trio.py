@@ -18,19 +18,27 @@ import trio
 
 import rtc_trio as rtc
 from _measure import (
+    ECHO_DELAY_MS,
     QUIET_S,
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
+    VOICE_CHUNK,
+    VOICE_RATE,
     Counter,
     FrameLog,
     HeapProbe,
     cpu_sample,
     describe,
     due_frames,
+    echo_attenuation_db,
+    echo_scene,
     emit,
     figures,
     pace_start,
     parse_args,
+    spectrum_db,
+    voice_figures,
+    voice_tone,
 )
 
 RGBA = rtc.VideoBufferType.RGBA
@@ -213,10 +221,51 @@ async def zero_copy(a: argparse.Namespace) -> dict[str, Any]:
                    py_heap_retained_bytes_per_frame=retained, payload_bytes=w * h * 4)
 
 
+# ---- voice toolkit scenarios (resample-48k-16k, apm-aec) --------------------------------
+
+async def resample(a: argparse.Namespace) -> dict[str, Any]:
+    """``a.duration`` s of 48 kHz audio pushed in 10 ms frames through a 48 k -> 16 k resampler."""
+    signal = voice_tone(a.duration)
+    out: list[Any] = []
+    start = cpu_sample()
+    with rtc.AudioResampler(VOICE_RATE, 16000, quality=rtc.AudioResamplerQuality.MEDIUM) as r:
+        for i in range(0, len(signal), VOICE_CHUNK):
+            for frame in r.push(rtc.AudioFrame(signal[i:i + VOICE_CHUNK], VOICE_RATE)):
+                out.append(frame.data)
+        out += [frame.data for frame in r.flush()]
+    end = cpu_sample()
+    output = np.concatenate(out)
+    return voice_figures(start, end, len(signal) // VOICE_CHUNK, output_samples=len(output),
+                         spectrum_db=spectrum_db(output, 16000))
+
+
+async def apm_aec(a: argparse.Namespace) -> dict[str, Any]:
+    """The echo scene through the APM (echo cancellation and noise suppression), 10 ms at a
+    time: the far end's frame, then the near end's."""
+    far, near, echo = echo_scene(a.duration)
+    out = np.empty_like(near)
+    start = cpu_sample()
+    with rtc.AudioProcessingModule(echo_cancellation=True, noise_suppression=True) as apm:
+        apm.set_stream_delay_ms(ECHO_DELAY_MS)
+        for i in range(0, len(near), VOICE_CHUNK):
+            apm.process_reverse_stream(rtc.AudioFrame(far[i:i + VOICE_CHUNK], VOICE_RATE))
+            frame = rtc.AudioFrame(near[i:i + VOICE_CHUNK].copy(), VOICE_RATE)
+            apm.process_stream(frame)
+            out[i:i + VOICE_CHUNK] = frame.data
+    end = cpu_sample()
+    return voice_figures(start, end, len(near) // VOICE_CHUNK,
+                         echo_attenuation_db=echo_attenuation_db(out, echo),
+                         spectrum_db=spectrum_db(out[2 * VOICE_RATE:], VOICE_RATE))
+
+
+VOICE_WORKLOADS = {"resample-48k-16k": resample, "apm-aec": apm_aec}
+
+
 def main() -> None:
     """Run the scenario named on argv inside a hard deadline and print its figures."""
     a = parse_args()
-    work = zero_copy if a.scenario == "zero-copy" else video if a.scenario.startswith("video") else audio
+    work = VOICE_WORKLOADS.get(a.scenario) or (
+        zero_copy if a.scenario == "zero-copy" else video if a.scenario.startswith("video") else audio)
 
     async def run() -> dict[str, Any]:
         with trio.fail_after(a.deadline):

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULT_KEYS = [
     "audio-1", "audio-100", "audio-realtime-100", "audio-capacity",
     "video-720p", "video-720p-paced", "video-1080p", "video-1080p-paced", "zero-copy",
+    "resample-48k-16k", "apm-aec",  # voice toolkit (issue 8)
 ]
 ALWAYS = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
           "native_cpu_us_per_frame", "drops", "peak_rss_mb", "streams"]
