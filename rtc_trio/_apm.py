@@ -19,7 +19,7 @@ from rtc_trio._audio_frame import MAX_CHANNELS, MAX_FRAME_SIZE_MS, MAX_SAMPLE_RA
 from rtc_trio._errors import RtcError
 from rtc_trio._handles import NativeHandle
 from rtc_trio._proto import ffi_pb2
-from rtc_trio._resampler import FrameChannel
+from rtc_trio._resampler import FrameChannel, address_of
 
 MAX_STREAM_DELAY_MS = 500
 
@@ -92,7 +92,7 @@ class AudioProcessingModule:
         data = check_apm_frame(frame, what).data
         req = ffi_pb2.FfiRequest()
         message = getattr(req, name)
-        message.apm_handle, message.data_ptr, message.size = handle, data.ctypes.data, data.nbytes
+        message.apm_handle, message.data_ptr, message.size = handle, address_of(data), data.nbytes
         message.sample_rate, message.num_channels = frame.sample_rate, frame.num_channels
         error = getattr(_native.request(req), name).error
         if error:
