@@ -140,14 +140,17 @@ class ProcessedFrames(FrameChannel):
         self.apm = apm
         self._far = None if far is None else FrameChannel(far)
         self._far_ahead_ms = 0  # far-end audio fed minus near-end audio processed
+        self._near: AudioFrame | None = None  # taken, waiting for its far end (kept if cancelled)
 
     async def _pull(self) -> None:
-        try:
-            near = await self._iter.__anext__()
-        except StopAsyncIteration:
-            self._ended = True
-            return
-        check_apm_frame(near, "the near end")
+        near = self._near
+        if near is None:
+            try:
+                near = await self._iter.__anext__()
+            except StopAsyncIteration:
+                self._ended = True
+                return
+            self._near = check_apm_frame(near, "the near end")
         near_ms = near.samples_per_channel * 1000 // near.sample_rate
         while self._far is not None and self._far_ahead_ms < near_ms:
             try:
@@ -159,6 +162,7 @@ class ProcessedFrames(FrameChannel):
             self.apm.process_reverse_stream(far)
             self._far_ahead_ms += far.samples_per_channel * 1000 // far.sample_rate
         self._far_ahead_ms = max(self._far_ahead_ms - near_ms, 0)
+        self._near = None
         self.apm.process_stream(near)
         self._ready.append(near)
 

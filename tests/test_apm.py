@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import trio
+import trio.testing
 
 import rtc_trio as rtc
 
@@ -222,3 +223,17 @@ async def test_processor_refuses_a_frame_of_a_broken_chunk() -> None:
     with pytest.raises(ValueError, match="stream_delay_ms"):
         async with rtc.open_audio_processor(stream_of(near), stream_delay_ms=501):
             pass
+
+
+async def test_processor_cancelled_while_the_far_end_waits_keeps_the_near_frame() -> None:
+    near = frames(np.zeros(3 * CHUNK, np.int16))
+    send, far = trio.open_memory_channel[rtc.AudioFrame](4)
+    async with rtc.open_audio_processor(stream_of(near), far) as cleaned:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cleaned.receive)  # takes near[0], then waits for the far end
+            with trio.fail_after(5):
+                await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        await send.send(rtc.AudioFrame(np.zeros(CHUNK, np.int16), RATE))
+        with trio.fail_after(5):
+            assert await cleaned.receive() is near[0]  # processed in place, not lost
