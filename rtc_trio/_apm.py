@@ -171,9 +171,11 @@ class ProcessedFrames(FrameChannel):
 
     async def aclose(self) -> None:
         """Release the module and close sources that are async generators."""
-        if self._far is not None:
-            await self._far.aclose()
-        await super().aclose()
+        try:
+            if self._far is not None:
+                await self._far.aclose()
+        finally:
+            await super().aclose()
 
 
 @asynccontextmanager

@@ -215,8 +215,9 @@ class FrameChannel(trio.abc.ReceiveChannel[AudioFrame]):
             self._closed = True
             self._ready.clear()
             self._release()
-            if isinstance(self._iter, types.AsyncGeneratorType):
-                await self._iter.aclose()
+            source = self._iter
+            if isinstance(source, types.AsyncGeneratorType) and not source.ag_running:
+                await source.aclose()  # (one running in a receive of another task cannot be)
         await trio.lowlevel.checkpoint()
 
 
@@ -239,6 +240,8 @@ class ResampledFrames(FrameChannel):
             if self._resampler is not None:
                 self._ready.extend(self._resampler.flush())
             return
+        if self._closed:  # by another task while this one waited for the source
+            raise trio.ClosedResourceError("this channel is closed")
         resampler = self._resampler
         if resampler is None:
             if not isinstance(frame, AudioFrame):

@@ -205,3 +205,26 @@ async def test_open_resampled_receive_is_a_checkpoint_and_a_stream_stays_open() 
     with pytest.raises(TypeError):
         async with rtc.open_resampled([rtc.AudioFrame(tone(48000, 0.1), 48000)], 16000):  # type: ignore[arg-type]
             pass
+
+
+async def test_open_resampled_closed_by_another_task_while_a_receive_waits() -> None:
+    go = trio.Event()
+
+    async def late() -> AsyncIterator[rtc.AudioFrame]:
+        await go.wait()
+        yield rtc.AudioFrame(tone(48000, 0.1), 48000)
+
+    before = rtc.live_handles()
+    async with rtc.open_resampled(late(), 16000) as out:
+        async with trio.open_nursery() as nursery:
+
+            async def receive() -> None:
+                with pytest.raises(trio.ClosedResourceError):
+                    await out.receive()
+
+            nursery.start_soon(receive)
+            with trio.fail_after(5):
+                await trio.testing.wait_all_tasks_blocked()
+            await out.aclose()  # the generator is running in the receive: it cannot be closed
+            go.set()
+    assert rtc.live_handles() == before  # no resampler made after the close
