@@ -3,7 +3,7 @@
 Quality: a 1 kHz tone resampled 48 k -> 16 k -> 48 k keeps its frequency and level, and the
 residual (output minus the best-fitting 1 kHz sine) is at least 60 dB below it, fed in 10 ms
 frames and in 1 s frames, for every preset (measured here: QUICK 72.5 dB, the others 84 dB;
-a resampler that loses its state between pushes falls to about 46 dB).
+a fresh resampler per 10 ms push, flushed each time, measured 45.8 dB).
 """
 
 from __future__ import annotations
