@@ -5,6 +5,12 @@ Past several of these bounds the native side aborts the process (0 channels, a 4
 frame), so the cases run in worker subprocesses (this file run with ``--worker``): an abort
 is a failure naming the case, not a dead test run. All cases run in one go (a module
 fixture); a worker that dies is restarted after the case it was running.
+
+    PYTHONPATH=CHECKOUT python tests/test_voice_bounds.py --matrix
+
+measures the native side itself (raw requests, no rtc_trio checks), each case in a
+subprocess, and prints each case with its outcome: the README's "Supported values" rows for
+the resampler and the APM come from it (livekit 1.2.1).
 """
 
 from __future__ import annotations
@@ -160,5 +166,79 @@ def test_bound(outcomes: dict[str, str], name: str, code: str, expected: str, wo
     assert "leaked" not in outcome
 
 
+# -- the measurement behind the bounds: raw native requests, no rtc_trio checks ---------
+
+RAW = """
+import numpy as np
+from rtc_trio import _native
+from rtc_trio._ffi import lib
+from rtc_trio._proto import ffi_pb2
+def request(name, **fields):
+    req = ffi_pb2.FfiRequest()
+    for key, value in fields.items():
+        setattr(getattr(req, name), key, value)
+    return getattr(_native.request(req), name)
+def resample(inr, outr, channels, samples, quality=2):
+    new = request("new_sox_resampler", input_rate=inr, output_rate=outr, num_channels=channels,
+                  quality_recipe=quality, input_data_type=0, output_data_type=0)
+    if new.WhichOneof("message") == "error":
+        return "error: " + new.error
+    handle, data, out = new.resampler.handle.id, np.zeros(samples * channels, np.int16), 0
+    for _ in range(3):
+        res = request("push_sox_resampler", resampler_handle=handle, data_ptr=data.ctypes.data,
+                      size=data.nbytes)
+        if res.error:
+            return "push error: " + res.error
+        out += res.size
+    res = request("flush_sox_resampler", resampler_handle=handle)
+    lib.rtc_drop_handle(handle)
+    return f"ok, {out + res.size} bytes out" if not res.error else "flush error: " + res.error
+def apm(rate, channels, samples, delay=None, offset=0):
+    handle = request("new_apm", echo_canceller_enabled=True, noise_suppression_enabled=True,
+                     high_pass_filter_enabled=True, gain_controller_enabled=True).apm.handle.id
+    errors = []
+    if delay is not None:
+        errors.append(request("apm_set_stream_delay", apm_handle=handle, delay_ms=delay).error)
+    data = np.zeros(samples * channels + 1, np.int16)
+    for name in ("apm_process_reverse_stream", "apm_process_stream"):
+        errors.append(request(name, apm_handle=handle, data_ptr=data.ctypes.data + offset,
+                              size=samples * channels * 2, sample_rate=rate,
+                              num_channels=channels).error)
+    lib.rtc_drop_handle(handle)
+    return "; ".join(e for e in errors if e) or "ok"
+"""
+
+MATRIX = [
+    *[f"resample({r}, 16000, 1, 480)" for r in (0, -48000, 1, 7999, 8000, 384000, 384001)],
+    "resample(48000, 0, 1, 480)", "resample(8000, 384000, 16, 80)", "resample(384000, 8000, 16, 3840)",
+    *[f"resample(48000, 16000, {c}, 480)" for c in (0, 1, 16, 17, 32)],
+    *[f"resample(48000, 16000, 1, 480, {q})" for q in range(5)],
+    "resample(48000, 16000, 2, 0)",  # nothing pushed: the flush is empty
+    *[f"apm({r}, 1, {r // 100})" for r in (100, 4000, 7900, 8000, 8100, 16000, 22050, 44100, 48000,
+                                           96000, 192000, 384000, 384100)],
+    *[f"apm(48000, 1, {n})" for n in (479, 480, 481, 960, 480_000)],
+    *[f"apm(48000, {c}, 480)" for c in (0, 1, 2, 16, 17)], "apm(384000, 16, 3840)",
+    *[f"apm(48000, 1, 480, delay={d})" for d in (-2**31, -1, 0, 500, 501, 2**31 - 1)],
+    "apm(48000, 1, 480, offset=1)",
+]
+
+
+def matrix() -> None:
+    """Print each MATRIX case with what the native side did (its own subprocess each)."""
+    for case in MATRIX:
+        proc = subprocess.run([sys.executable, "-c", RAW + f"\nprint({case})"], capture_output=True,
+                              text=True, timeout=120)
+        panic = [line for line in proc.stderr.splitlines() if "panicked" in line or "assert" in line]
+        if proc.returncode == 0:
+            outcome = proc.stdout.strip()
+        elif proc.returncode == 1:  # a Python exception: its last line
+            outcome = "raised " + proc.stderr.strip().splitlines()[-1][:160]
+        else:
+            outcome = f"ABORT (rc {proc.returncode}) {' '.join(panic)[:160]}"
+        print(f"{case:40s} {outcome}", flush=True)
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
     worker()
+elif __name__ == "__main__" and sys.argv[1:] == ["--matrix"]:
+    matrix()
