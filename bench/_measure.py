@@ -374,3 +374,73 @@ def call_figures(*, start: CpuSample, end: CpuSample, calls: int, errors: int,
         "wall_s": wall,
         "threads": end.threads,
     }
+# ---- voice toolkit scenarios (resample-48k-16k, apm-aec): signals and spectra ----------
+
+VOICE_RATE = 48000
+VOICE_CHUNK = VOICE_RATE // 100  # 10 ms
+ECHO_DELAY_MS = 50
+
+
+def voice_tone(seconds: float) -> Any:
+    """The resampler's input: a 1 kHz tone at -6 dBFS over white noise at -50 dBFS (int16)."""
+    import numpy as np
+
+    n = int(seconds * VOICE_RATE)
+    t = np.arange(n) / VOICE_RATE
+    x = 0.5 * 32767 * np.sin(2 * np.pi * 1000 * t)
+    x += np.random.default_rng(7).standard_normal(n) * 32767 * 10 ** (-50 / 20)
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+def echo_scene(seconds: float) -> tuple[Any, Any, Any]:
+    """The APM's input (int16 far, int16 near) and the echo in the near end (float).
+
+    The far end talks (noise) 1 s and pauses 1 s; the near end hears it 50 ms later at half
+    level, plus a 440 Hz tone from 0.5 s to 1.5 s of every 2 s.
+    """
+    import numpy as np
+
+    n = int(seconds * VOICE_RATE)
+    t = np.arange(n) / VOICE_RATE
+    phase = t % 2.0
+    noise = np.random.default_rng(1).standard_normal(n) * 0.1 * 32767 * (phase < 1.0)
+    far = np.convolve(noise, np.ones(4) / 4, mode="same")
+    delay = ECHO_DELAY_MS * VOICE_RATE // 1000
+    echo = np.zeros(n)
+    echo[delay:] = 0.5 * far[:-delay]
+    tone = 0.1 * 32767 * np.sin(2 * np.pi * 440 * t) * ((phase >= 0.5) & (phase < 1.5))
+    pcm = lambda x: np.clip(np.round(x), -32768, 32767).astype(np.int16)  # noqa: E731
+    return pcm(far), pcm(echo + tone), echo
+
+
+def echo_attenuation_db(out: Any, echo: Any) -> float:
+    """Echo power over output power where the far end talks alone (0.1-0.5 s of each cycle),
+    after the first cycle (convergence)."""
+    import numpy as np
+
+    cycles = len(out) // (2 * VOICE_RATE)
+    mask = np.zeros(len(out), bool)
+    for c in range(1, cycles):
+        mask[int((2 * c + 0.1) * VOICE_RATE):int((2 * c + 0.5) * VOICE_RATE)] = True
+    ratio = np.sum(echo[mask] ** 2) / max(float(np.sum(out[mask].astype(np.float64) ** 2)), 1e-9)
+    return float(10 * math.log10(ratio))
+
+
+def spectrum_db(samples: Any, rate: int, bands: int = 32) -> list[float]:
+    """Mean power spectrum (1024-point Hann segments) in ``bands`` equal bands up to
+    Nyquist, in dB: what the two sides' outputs are compared on."""
+    import numpy as np
+
+    x = np.asarray(samples, np.float64)
+    segments = x[: len(x) // 1024 * 1024].reshape(-1, 1024) * np.hanning(1024)
+    power = np.mean(np.abs(np.fft.rfft(segments, axis=1)) ** 2, axis=0)[1:]
+    return [round(float(10 * math.log10(max(band.mean(), 1e-12))), 2)
+            for band in np.array_split(power, bands)]
+
+
+def voice_figures(start: CpuSample, end: CpuSample, frames: int, **extra: Any) -> dict[str, Any]:
+    """The figures of a voice scenario: ``frames`` 10 ms input frames processed in the window."""
+    res = figures(start=start, end=end, sent=frames, received=frames,
+                  active_s=end.wall_s - start.wall_s, streams=1)
+    res.update(extra)
+    return res

@@ -39,6 +39,17 @@ tests/run.py's code, bench/_server.py; without any, these rows say there is no s
                       and 16 (rpc-16): calls_per_s, latency_ms_p50/p99 (per call),
                       cpu_us_per_call (both ends of the round trip; the server's CPU not
                       counted), errors
+  resample-48k-16k    a 1 kHz tone over -50 dBFS noise, 48 kHz mono, pushed in 10 ms frames
+                      through a MEDIUM 48 k -> 16 k resampler, then flushed (no loopback); a
+                      frame is one 10 ms input frame
+  apm-aec             an echo scene (far end talks 1 s, pauses 1 s; the near end hears it 50 ms
+                      later plus a tone) through the APM with echo cancellation and noise
+                      suppression, 10 ms at a time; a frame is one far + one near 10 ms frame.
+                      ``echo_attenuation_db``: echo power over output power where the far end
+                      talks alone, after the first 2 s
+  For these two, ``spectrum_diff_db`` (rtc_trio column) is the largest difference between the
+  two sides' output spectra (32 equal bands, dB): the same native algorithm on both sides, so
+  it shows measurement noise (the resampler's int16 dither) or a real difference.
 
 Figures (null where a scenario does not measure them): frames_per_s (received / first capture
 to last arrival), cpu_us_per_frame (all threads: /proc/self/stat; clock ticks, 10 ms), the main
@@ -73,8 +84,8 @@ from _server import NO_SERVER, BenchServer, bench_server
 HERE = Path(__file__).resolve().parent
 SIDES = {"rtc_trio": HERE / "side_rtc_trio.py", "livekit": HERE / "side_livekit.py"}
 SCENARIOS = ["audio-1", "audio-100", "audio-realtime-100", "audio-capacity",
-             "video-720p", "video-1080p", "zero-copy", "data-rpc"]
-SCENARIOS += ["mixer-4"]  # voice toolkit: mixer (issue 8)
+             "video-720p", "video-1080p", "zero-copy", "data-rpc",
+             "resample-48k-16k", "apm-aec", "mixer-4"]  # voice toolkit (issue 8)
 FIGURES = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
            "native_cpu_us_per_frame", "drops", "latency_ms_p50", "latency_ms_p99",
            "peak_rss_mb", "py_heap_bytes_per_frame", "py_heap_retained_bytes_per_frame",
@@ -83,7 +94,8 @@ FIGURES = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
            "calls_per_s", "cpu_us_per_call", "python_cpu_us_per_call", "native_cpu_us_per_call",
            "errors",
            # data-rpc, text streams: MB/s and CPU (all threads, both participants) per MB
-           "text_mb_per_s_1k", "text_mb_per_s_1m", "text_cpu_ms_per_mb_1k", "text_cpu_ms_per_mb_1m"]
+           "text_mb_per_s_1k", "text_mb_per_s_1m", "text_cpu_ms_per_mb_1k", "text_cpu_ms_per_mb_1m",
+           "echo_attenuation_db", "spectrum_diff_db"]  # voice toolkit (issue 8)
 HIGHER_IS_BETTER = {"frames_per_s", "streams", "calls_per_s", "text_mb_per_s_1k",
                     "text_mb_per_s_1m"}
 NEEDS_SERVER = {"data-rpc"}  # scenarios that run in a room on a livekit-server (bench/_server.py)
@@ -146,7 +158,29 @@ def plan(name: str, quick: bool) -> list[Run]:
         return [Run(name, [name, "--messages", str(messages), "--streams", "1"],
                     d + (10.0 if quick else 40.0), 30.0),
                 Run("rpc-16", ["rpc-16", "--streams", "16"], d, 5.0)]
+    if name in VOICE_SCENARIOS:
+        return voice_runs(name, quick)
     raise ValueError(name)
+
+
+# ---- voice toolkit scenarios (resample-48k-16k, apm-aec) --------------------------------
+VOICE_SCENARIOS = ("resample-48k-16k", "apm-aec")
+
+
+def voice_runs(name: str, quick: bool) -> list[Run]:
+    """One run of ``duration`` seconds of audio, processed as fast as it goes (long enough
+    for the 10 ms CPU clock ticks to be a small part of the figure)."""
+    seconds = {"resample-48k-16k": (60.0, 300.0), "apm-aec": (20.0, 120.0)}[name][0 if quick else 1]
+    return [Run(name, [name], seconds, 0.0)]
+
+
+def compare_spectra(results: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Put the largest band difference between the sides' output spectra on the rtc_trio side."""
+    for key in VOICE_SCENARIOS:
+        sides = results.get(key, {})
+        a, b = (sides.get(side, {}).get("spectrum_db") for side in ("rtc_trio", "livekit"))
+        if a and b and len(a) == len(b):
+            sides["rtc_trio"]["spectrum_diff_db"] = max(abs(x - y) for x, y in zip(a, b))
 
 
 def capacity_levels(quick: bool) -> list[int]:
@@ -388,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
                         res = run_side(run, side, server if name in NEEDS_SERVER else None)
                     results.setdefault(run.key, {})[side] = res
                     progress.step(run.key, side, res)
+    compare_spectra(results)
     doc = {"machine": machine() | {"quick": a.quick}, "results": results}
     print(table(results))
     if a.json:

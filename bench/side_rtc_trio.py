@@ -19,16 +19,21 @@ import trio
 
 import rtc_trio as rtc
 from _measure import (
+    ECHO_DELAY_MS,
     QUIET_S,
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
     TEXT_SIZES,
+    VOICE_CHUNK,
+    VOICE_RATE,
     Counter,
     FrameLog,
     HeapProbe,
     cpu_sample,
     describe,
     due_frames,
+    echo_attenuation_db,
+    echo_scene,
     emit,
     figures,
     pace_start,
@@ -38,6 +43,9 @@ from _measure import (
     text_figures,
     text_message_index,
     text_messages,
+    spectrum_db,
+    voice_figures,
+    voice_tone,
 )
 
 RGBA = rtc.VideoBufferType.RGBA
@@ -312,6 +320,8 @@ async def mixer(a: argparse.Namespace) -> dict[str, Any]:
                   streams=n, payload_bytes=SAMPLES_PER_FRAME * 2)
     res["wrong_frames"] = wrong
     return res
+
+
 # ---- data-rpc: RPC round trips (issue 9) ----
 
 async def rpc(a: argparse.Namespace) -> dict[str, Any]:
@@ -357,18 +367,52 @@ async def rpc(a: argparse.Namespace) -> dict[str, Any]:
                 end = cpu_sample()
     return call_figures(start=start, end=end, calls=calls, errors=errors,
                         latencies_s=latencies, in_flight=a.streams)
+# ---- voice toolkit scenarios (resample-48k-16k, apm-aec) --------------------------------
+
+async def resample(a: argparse.Namespace) -> dict[str, Any]:
+    """``a.duration`` s of 48 kHz audio pushed in 10 ms frames through a 48 k -> 16 k resampler."""
+    signal = voice_tone(a.duration)
+    out: list[Any] = []
+    start = cpu_sample()
+    with rtc.AudioResampler(VOICE_RATE, 16000, quality=rtc.AudioResamplerQuality.MEDIUM) as r:
+        for i in range(0, len(signal), VOICE_CHUNK):
+            for frame in r.push(rtc.AudioFrame(signal[i:i + VOICE_CHUNK], VOICE_RATE)):
+                out.append(frame.data)
+        out += [frame.data for frame in r.flush()]
+    end = cpu_sample()
+    output = np.concatenate(out)
+    return voice_figures(start, end, len(signal) // VOICE_CHUNK, output_samples=len(output),
+                         spectrum_db=spectrum_db(output, 16000))
+
+
+async def apm_aec(a: argparse.Namespace) -> dict[str, Any]:
+    """The echo scene through the APM (echo cancellation and noise suppression), 10 ms at a
+    time: the far end's frame, then the near end's."""
+    far, near, echo = echo_scene(a.duration)
+    out = np.empty_like(near)
+    start = cpu_sample()
+    with rtc.AudioProcessingModule(echo_cancellation=True, noise_suppression=True) as apm:
+        apm.set_stream_delay_ms(ECHO_DELAY_MS)
+        for i in range(0, len(near), VOICE_CHUNK):
+            apm.process_reverse_stream(rtc.AudioFrame(far[i:i + VOICE_CHUNK], VOICE_RATE))
+            frame = rtc.AudioFrame(near[i:i + VOICE_CHUNK].copy(), VOICE_RATE)
+            apm.process_stream(frame)
+            out[i:i + VOICE_CHUNK] = frame.data
+    end = cpu_sample()
+    return voice_figures(start, end, len(near) // VOICE_CHUNK,
+                         echo_attenuation_db=echo_attenuation_db(out, echo),
+                         spectrum_db=spectrum_db(out[2 * VOICE_RATE:], VOICE_RATE))
+
+
+VOICE_WORKLOADS = {"resample-48k-16k": resample, "apm-aec": apm_aec}
 
 
 def main() -> None:
     """Run the scenario named on argv inside a hard deadline and print its figures."""
     a = parse_args()
-    work = zero_copy if a.scenario == "zero-copy" else video if a.scenario.startswith("video") else audio
-    if a.scenario == "data-rpc":
-        work = data_rpc
-    if a.scenario == "mixer-4":  # voice toolkit: mixer (issue 8)
-        work = mixer
-    if a.scenario.startswith("rpc"):  # data-rpc (issue 9): RPC alone
-        work = rpc
+    named = {"zero-copy": zero_copy, "data-rpc": data_rpc, "mixer-4": mixer, **VOICE_WORKLOADS}
+    work = named.get(a.scenario) or (
+        rpc if a.scenario.startswith("rpc") else video if a.scenario.startswith("video") else audio)
 
     async def run() -> dict[str, Any]:
         with trio.fail_after(a.deadline):

@@ -40,6 +40,9 @@ from rtc_trio._errors import RpcError
 from rtc_trio._rpc import MAX_RPC_PAYLOAD, RpcInvocation, TranscriptionSegment
 from rtc_trio._room_events import SipDtmfReceived, TranscriptionReceived
 from rtc_trio._stats import RtpStats, SessionStats, StatsReport
+# voice toolkit: resampler and audio processing (issue 8)
+from rtc_trio._apm import AudioProcessingModule, ProcessedFrames, open_audio_processor
+from rtc_trio._resampler import AudioResampler, AudioResamplerQuality, ResampledFrames, open_resampled
 from rtc_trio import _handles
 from rtc_trio._ffi import lib as _lib
 
@@ -66,6 +69,9 @@ __all__ = [
     # RPC, DTMF, transcriptions, stats (issue 9)
     "RpcError", "RpcInvocation", "MAX_RPC_PAYLOAD", "TranscriptionSegment", "SipDtmfReceived",
     "TranscriptionReceived", "RtpStats", "SessionStats", "StatsReport",
+    # voice toolkit: resampler and audio processing (issue 8)
+    "AudioProcessingModule", "AudioResampler", "AudioResamplerQuality", "ProcessedFrames",
+    "ResampledFrames", "open_audio_processor", "open_resampled",
 ]
 # voice toolkit: mixer (issue 8)
 __all__ += ["AudioMixer", "open_audio_mixer"]

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULT_KEYS = [
     "audio-1", "audio-100", "audio-realtime-100", "audio-capacity",
     "video-720p", "video-720p-paced", "video-1080p", "video-1080p-paced", "zero-copy",
+    "resample-48k-16k", "apm-aec",  # voice toolkit (issue 8)
 ]
 RESULT_KEYS += ["mixer-4"]  # voice toolkit: mixer (issue 8)
 RPC_KEYS = ["data-rpc", "rpc-16"]  # through the tests' livekit-server

@@ -17,7 +17,7 @@ LAYERS: dict[str, set[str]] = {
     "native": {"_native", "_router", "_handles", "_proto", "_ffi", "_errors", "_validate"},
     "media": {"_audio_frame", "_video_frame", "_audio_source", "_video_source", "_track",
               "_stream", "_audio_stream", "_video_stream", "_stream_follow",
-              "_mixer", "_stats"},
+              "_mixer", "_stats", "_resampler", "_apm"},
     "room": {"_room", "_room_native", "_participant", "_publications", "_room_events",
              "_data_streams", "_rpc"},
     "bridge": {"aio", "__main__"},
