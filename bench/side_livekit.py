@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
+import traceback
 import tracemalloc
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -17,6 +19,12 @@ from livekit import rtc
 
 from _measure import (
     QUIET_S,
+    ROOM_WARMUP_S,
+    RoomAudioLog,
+    cpu_by_thread,
+    thread_share,
+    RoomVideoLog,
+    room_figures,
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
     Counter,
@@ -30,6 +38,7 @@ from _measure import (
     pace_start,
     parse_args,
 )
+from _room_server import from_env, token
 
 RGBA = rtc.VideoBufferType.RGBA
 
@@ -221,10 +230,172 @@ async def zero_copy(a: argparse.Namespace) -> dict[str, Any]:
                    payload_bytes=w * h * 4)
 
 
+# ---- room-* scenarios (issue 10): remote tracks from bench/room_publisher.py ----
+
+
+async def _subscribed(room: rtc.Room, kind: type[Any], n: int, connect: Awaitable[None]) -> list[Any]:
+    """Connect (``connect``) and return the first ``n`` subscribed remote tracks of ``kind``."""
+    tracks: list[Any] = []
+    done = asyncio.Event()
+
+    def on_subscribed(track: rtc.Track, *_: Any) -> None:
+        if isinstance(track, kind) and len(tracks) < n:
+            tracks.append(track)
+            if len(tracks) == n:
+                done.set()
+
+    room.on("track_subscribed", on_subscribed)
+    await connect
+    await done.wait()
+    return tracks
+
+
+async def _close_room(room: rtc.Room, closers: Sequence[Callable[[], Awaitable[None]]],
+                      res: dict[str, Any]) -> dict[str, Any]:
+    """Close the streams together, then disconnect, each bounded (5 s); the figures are taken
+    already, so a close that hangs is noted in ``close_timeouts`` instead of failing the run
+    (seen: with 50 streams the SDK's stream close waits for an end-of-stream event that does
+    not come, and so does its disconnect)."""
+    hung = 0
+    for step in (lambda: asyncio.gather(*(close() for close in closers)), room.disconnect):
+        try:
+            await asyncio.wait_for(step(), timeout=5.0)
+        except asyncio.TimeoutError:
+            hung += 1
+    if hung:
+        res["close_timeouts"] = hung
+    return res
+
+
+async def _until(ready: Callable[[], bool]) -> None:
+    """Wait until ``ready()`` (the caller's deadline bounds it)."""
+    while not ready():
+        await asyncio.sleep(0.02)
+
+
+async def room_audio(a: argparse.Namespace) -> dict[str, Any]:
+    """Subscribe to the N remote audio tracks of the room; measure a window of their frames."""
+    n = a.streams
+    log = RoomAudioLog(n, frames=int(a.duration * 120) + 100)
+
+    async def consume(i: int, stream: rtc.AudioStream) -> None:
+        async for ev in stream:
+            log.arrived(i, np.frombuffer(ev.frame.data, np.int16))
+
+    room = rtc.Room()
+    try:
+        tracks = await _subscribed(room, rtc.RemoteAudioTrack, n,
+                                   room.connect(from_env().url, token("sub", a.room)))  # type: ignore[union-attr]
+        streams = [rtc.AudioStream(t, sample_rate=SAMPLE_RATE, num_channels=1, capacity=a.capacity)
+                   for t in tracks]
+        consumers = [asyncio.create_task(consume(i, s)) for i, s in enumerate(streams)]
+        try:
+            await _until(lambda: min(log.seen) > 0)
+            await asyncio.sleep(ROOM_WARMUP_S)
+            threads0, start, t0 = cpu_by_thread(), cpu_sample(), time.perf_counter()
+            log.on = True
+            await asyncio.sleep(a.duration)
+            log.on = False
+            t1, end, threads1 = time.perf_counter(), cpu_sample(), cpu_by_thread()
+        finally:
+            await _cancel_all(consumers)
+        extra = log.figures(SAMPLES_PER_FRAME / SAMPLE_RATE)
+        res = room_figures(start=start, end=end, received=extra["received"], streams=n,
+                           t0=t0, t1=t1, extra=extra | {"threads_cpu_us_per_frame": thread_share(
+                               threads0, threads1, extra["received"])})
+        return await _close_room(room, [s.aclose for s in streams], res)
+    except BaseException:
+        with contextlib.suppress(asyncio.TimeoutError):  # the first error is the one to see
+            await asyncio.wait_for(room.disconnect(), 5.0)
+        raise
+
+
+async def room_echo(a: argparse.Namespace) -> dict[str, Any]:
+    """Republish every frame of the one remote audio track; the publisher times the trip."""
+    state = {"on": False, "received": 0, "seen": 0}
+    room = rtc.Room()
+    try:
+        [track] = await _subscribed(room, rtc.RemoteAudioTrack, 1,
+                                    room.connect(from_env().url, token("sub", a.room)))  # type: ignore[union-attr]
+        src = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=0)
+        local = rtc.LocalAudioTrack.create_audio_track("echo", src)
+        await room.local_participant.publish_track(
+            local, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1, capacity=a.capacity)
+
+        async def echo() -> None:
+            async for ev in stream:
+                state["seen"] += 1
+                if state["on"]:
+                    state["received"] += 1
+                await src.capture_frame(ev.frame)
+
+        task = asyncio.create_task(echo())
+        try:
+            await _until(lambda: state["seen"] > 0)
+            await asyncio.sleep(ROOM_WARMUP_S)
+            threads0, start, t0 = cpu_by_thread(), cpu_sample(), time.perf_counter()
+            state["on"] = True
+            await asyncio.sleep(a.duration)
+            state["on"] = False
+            t1, end, threads1 = time.perf_counter(), cpu_sample(), cpu_by_thread()
+        finally:
+            await _cancel_all([task])
+        res = room_figures(start=start, end=end, received=state["received"], streams=1,
+                           t0=t0, t1=t1, extra={"threads_cpu_us_per_frame": thread_share(
+                               threads0, threads1, state["received"])})
+        return await _close_room(room, [stream.aclose, src.aclose], res)
+    except BaseException:
+        with contextlib.suppress(asyncio.TimeoutError):  # the first error is the one to see
+            await asyncio.wait_for(room.disconnect(), 5.0)
+        raise
+
+
+async def room_video(a: argparse.Namespace) -> dict[str, Any]:
+    """Subscribe to the one remote 720p video track as RGBA; measure a window of its frames."""
+    log = RoomVideoLog()
+    room = rtc.Room()
+    try:
+        [track] = await _subscribed(room, rtc.RemoteVideoTrack, 1,
+                                    room.connect(from_env().url, token("sub", a.room)))  # type: ignore[union-attr]
+        stream = rtc.VideoStream(track, format=RGBA, capacity=a.capacity)
+
+        async def consume() -> None:
+            async for ev in stream:
+                f = ev.frame
+                log.arrived(np.frombuffer(f.data, np.uint8), f.width, f.height)
+
+        task = asyncio.create_task(consume())
+        try:
+            await _until(lambda: log.seen > 0)
+            await asyncio.sleep(ROOM_WARMUP_S)
+            threads0, start, t0 = cpu_by_thread(), cpu_sample(), time.perf_counter()
+            log.on = True
+            await asyncio.sleep(a.duration)
+            log.on = False
+            t1, end, threads1 = time.perf_counter(), cpu_sample(), cpu_by_thread()
+        finally:
+            await _cancel_all([task])
+        extra = log.figures(1 / 30)
+        res = room_figures(start=start, end=end, received=extra["received"], streams=1,
+                           t0=t0, t1=t1, extra=extra | {"threads_cpu_us_per_frame": thread_share(
+                               threads0, threads1, extra["received"])})
+        return await _close_room(room, [stream.aclose], res)
+    except BaseException:
+        with contextlib.suppress(asyncio.TimeoutError):  # the first error is the one to see
+            await asyncio.wait_for(room.disconnect(), 5.0)
+        raise
+
+
+ROOM_WORK = {"room-echo": room_echo, "room-video-720p": room_video}
+
+
 def main() -> None:
     """Run the scenario named on argv inside a hard deadline and print its figures."""
     a = parse_args()
     work = zero_copy if a.scenario == "zero-copy" else video if a.scenario.startswith("video") else audio
+    if a.scenario.startswith("room-"):  # room-audio-N and room-capacity: room_audio
+        work = ROOM_WORK.get(a.scenario, room_audio)
 
     async def run() -> dict[str, Any]:
         return await asyncio.wait_for(work(a), timeout=a.deadline)
@@ -233,6 +404,7 @@ def main() -> None:
         res = asyncio.run(run())
     except Exception as e:  # reported, not raised: run.py shows it in the table
         emit({"error": describe(e)})
+        traceback.print_exc()  # run.py keeps the tail of stderr
         raise SystemExit(1)
     emit(res)
 
