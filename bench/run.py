@@ -330,8 +330,8 @@ ROOM_SCENARIOS = ["room-audio-1", "room-audio-20", "room-audio-50", "room-capaci
 ROOM_STARTUP_S = 60.0  # publishers' connects, the subscriptions, the warm-up
 ROOM_JITTER_P99_MS = 20.0
 # what the publisher reports that goes into the side's figures
-ROOM_REPORT = ("sent", "publisher_late_ms_p99", "publisher_late_ms_max", "rtt_ms_p50",
-               "rtt_ms_p99", "echoes", "echo_gaps")
+ROOM_REPORT = ("sent", "publisher_late_ms_p99", "publisher_late_ms_max", "publisher_underruns",
+               "rtt_ms_p50", "rtt_ms_p99", "echoes", "echo_gaps")
 
 
 @dataclass(frozen=True)
@@ -394,16 +394,17 @@ def run_room(run: RoomRun, side: str, server: BenchServer) -> dict[str, Any]:
 
 
 def room_ok(res: dict[str, Any]) -> bool:
-    """A room-capacity level passes: no error, no gap, no drop, p99 jitter <= 20 ms."""
+    """A room-capacity level passes: no error, no gap in the frame numbers, p99 jitter <= 20 ms.
+    (``drops``, sent - received, is not a criterion: at the window's edges it is off by a frame
+    or so per stream, by the changing delay of the jitter buffers.)"""
     return ("error" not in res and "publisher_error" not in res and res.get("gaps") == 0
-            and res.get("drops") == 0
             and (res.get("jitter_ms_p99") or 1e9) <= ROOM_JITTER_P99_MS)
 
 
 def room_capacity(side: str, quick: bool, server: BenchServer,
                   progress: Progress) -> dict[str, Any]:
-    """Most remote audio streams one subscriber keeps with p99 jitter <= 20 ms, no gaps and no
-    drops, trying room_levels() in order until one fails (one retry per failing level outside
+    """Most remote audio streams one subscriber keeps with p99 jitter <= 20 ms and no gaps,
+    trying room_levels() in order until one fails (one retry per failing level outside
     --quick: the machine is shared)."""
     levels: dict[str, Any] = {}
     best: dict[str, Any] | None = None
