@@ -10,22 +10,24 @@ Modes:
          of 48 kHz mono, frame ``k`` carrying ``k % 64`` (bench/_room_codes.py), sent at real
          time from each source's native queue (200 ms, so that this process running late on a
          busy host does not starve the stream; it counts the times it did: underruns)
-  echo   one participant publishing as ``audio`` does, that also listens to the measured
-         process's track and times each frame's return (round trip)
+  echo   one participant publishing numbered frames as ``audio`` does, but paced here into a
+         direct source (no queue: each frame's capture time is known), that also listens to
+         the measured process's track and times each frame's return (round trip)
   video  one participant with a 1280x720 camera track at 30 fps, frame numbers in the picture
 
 Protocol: prints ``ready`` once everything is published; then reads ``stop T0 T1`` on stdin
 (perf_counter seconds: the same clock in every process on the machine) and prints one JSON
-object: the frames it sent with a due time inside [T0, T1), how late its pacing ran, and in
-echo mode the round trips of the frames that came back inside the window.
+object: the frames that went out inside [T0, T1) (audio: played from the sources' queues),
+how late its pacing ran, and in echo mode the round trips of the frames that came back
+inside the window.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import json
-import math
 import os
 import sys
 import time
@@ -52,34 +54,35 @@ WIDTH, HEIGHT = 1280, 720
 
 @dataclass
 class Pacing:
-    """When each stream's frames are due: audio streams play frame ``k`` at ``start + k * 10 ms``
-    from their source's queue (``start``: the first capture's return); video frames are paced
-    here and recorded one by one. Underruns: a capture that found its audio queue nearly empty
-    (this process ran late by more than the queue)."""
+    """What went out when. Queued audio streams (mode audio): after each capture, the time and
+    how many frames the source's queue had played by then (captured minus still queued), one
+    list per stream. Paced frames (modes echo and video): the due time and the actual capture
+    time of each. Underruns: captures that found their audio queue nearly empty (this process
+    had run late by more than the queue)."""
 
-    period: float
-    starts: list[float] = field(default_factory=list)
+    played: list[list[tuple[float, int]]] = field(default_factory=list)
     due: list[float] = field(default_factory=list)
-    late_s: list[float] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)
     underruns: list[float] = field(default_factory=list)
 
-    def started(self, t: float) -> None:
-        """An audio stream's first frame went out at ``t``."""
-        self.starts.append(t)
-
     def sent_in(self, t0: float, t1: float) -> int:
-        """Frames due inside [t0, t1), over all streams."""
-        audio = sum(max(0, math.ceil((t1 - s) / self.period) - max(0, math.ceil((t0 - s) / self.period)))
-                    for s in self.starts)
-        return audio + sum(1 for t in self.due if t0 <= t < t1)
+        """Frames that went out inside [t0, t1), over all streams."""
+        return (sum(_played_by(p, t1) - _played_by(p, t0) for p in self.played)
+                + sum(1 for t in self.sent_at if t0 <= t < t1))
 
     def report(self, t0: float, t1: float) -> dict[str, Any]:
-        """How late the pacing ran inside the window (ms), and the audio underruns."""
-        late = [l for t, l in zip(self.due, self.late_s) if t0 <= t < t1]
+        """How late the paced captures ran inside the window (ms), and the audio underruns."""
+        late = [s - d for d, s in zip(self.due, self.sent_at) if t0 <= s < t1]
         p99, worst = percentile(late, 99), max(late, default=None)
         return {"publisher_late_ms_p99": None if p99 is None else p99 * 1e3,
                 "publisher_late_ms_max": None if worst is None else worst * 1e3,
                 "publisher_underruns": sum(1 for t in self.underruns if t0 <= t < t1)}
+
+
+def _played_by(samples: list[tuple[float, int]], t: float) -> int:
+    """Frames played by time ``t`` (the last sample at or before it)."""
+    i = bisect.bisect_right(samples, (t, 1 << 62))
+    return samples[i - 1][1] if i else 0
 
 
 @dataclass
@@ -89,10 +92,10 @@ class Echo:
     kept: list[np.ndarray] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
 
-    def round_trips(self, t_first: float, t0: float, t1: float) -> list[float]:
-        """Seconds from each frame's due time to the arrival of the frame it came back in,
-        for frames arriving inside [t0, t1). Codes are unwrapped against the newest frame
-        sent by then: round trips longer than 64 frames (0.64 s) would alias."""
+    def round_trips(self, sent_at: list[float], t0: float, t1: float) -> list[float]:
+        """Seconds from each frame's capture (``sent_at[k]``) to the arrival of the frame it
+        came back in, for frames arriving inside [t0, t1). A code is taken for the newest
+        frame with that code captured by then: round trips over 0.64 s (64 frames) alias."""
         if not self.kept:
             return []
         samples = np.concatenate(self.kept)
@@ -101,18 +104,18 @@ class Echo:
             arrived = self.arrivals[symbol.position // KEPT]
             if not t0 <= arrived < t1:
                 continue
-            newest = int((arrived - t_first) / AUDIO_PERIOD)
+            newest = bisect.bisect_right(sent_at, arrived) - 1
             k = newest - (newest - symbol.code) % CODES
             if k >= 0:
-                trips.append(arrived - (t_first + k * AUDIO_PERIOD))
+                trips.append(arrived - sent_at[k])
         return trips
 
 
 async def publish_audio(room: rtc.Room, index: int, sources: list[rtc.AudioSource | None],
-                        stack: contextlib.AsyncExitStack) -> None:
+                        stack: contextlib.AsyncExitStack, queue_ms: int) -> None:
     """Publish one microphone track; its source goes into ``sources``."""
     src = await stack.enter_async_context(
-        rtc.open_audio_source(sample_rate=RATE, num_channels=1, queue_size_ms=QUEUE_MS))
+        rtc.open_audio_source(sample_rate=RATE, num_channels=1, queue_size_ms=queue_ms))
     track = stack.enter_context(rtc.LocalAudioTrack.create(f"tone-{index}", src))
     await room.local_participant.publish_track(
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.MICROPHONE))
@@ -129,7 +132,7 @@ async def participant(index: int, limiter: trio.CapacityLimiter, room_name: str,
         async with limiter:
             room = await stack.enter_async_context(
                 rtc.connect(url, token(f"pub-{index}", room_name), auto_subscribe=listens))
-            await publish_audio(room, index, sources, stack)
+            await publish_audio(room, index, sources, stack, 0 if listens else QUEUE_MS)
         joined[index] = room
         await done.wait()
 
@@ -137,13 +140,31 @@ async def participant(index: int, limiter: trio.CapacityLimiter, room_name: str,
 async def feed(src: rtc.AudioSource, frames: list[rtc.AudioFrame], pacing: Pacing) -> None:
     """Frame ``k`` after frame ``k - 1`` into ``src``, until cancelled: the source's queue
     takes them at real time and covers up to QUEUE_MS of this loop running late."""
+    played: list[tuple[float, int]] = []
+    pacing.played.append(played)
     k = 0
     while True:
         await src.capture_frame(frames[k % CODES])
-        if k == 0:
-            pacing.started(time.perf_counter())
-        elif src.queued_duration < AUDIO_PERIOD:
+        k += 1
+        queued = src.queued_duration
+        played.append((time.perf_counter(), k - round(queued / AUDIO_PERIOD)))
+        if k > 1 and queued < AUDIO_PERIOD:
             pacing.underruns.append(time.perf_counter())
+
+
+async def pace(src: rtc.AudioSource, frames: list[rtc.AudioFrame], pacing: Pacing) -> None:
+    """Echo mode: frame ``k`` into a direct source at ``start + k * 10 ms``, until cancelled;
+    each frame's capture time is recorded, so the round trip does not depend on a queue."""
+    t_first = time.perf_counter() + 0.02
+    k = 0
+    while True:
+        due = t_first + k * AUDIO_PERIOD
+        now = time.perf_counter()
+        if due > now:
+            await trio.sleep(due - now)
+        pacing.due.append(due)
+        pacing.sent_at.append(time.perf_counter())
+        await src.capture_frame(frames[k % CODES])
         k += 1
 
 
@@ -169,10 +190,10 @@ async def pace_video(src: rtc.VideoSource, pacing: Pacing) -> None:
         if due > now:
             await trio.sleep(due - now)
         rgba = video_frame(WIDTH, HEIGHT, k & 0xFFFF, backgrounds[k % len(backgrounds)])
+        pacing.due.append(due)
+        pacing.sent_at.append(time.perf_counter())
         src.capture_frame(rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, rgba),
                           timestamp_us=int(due * 1e6))
-        pacing.due.append(due)
-        pacing.late_s.append(time.perf_counter() - due)
         k += 1
 
 
@@ -191,7 +212,7 @@ async def run_audio(a: argparse.Namespace) -> dict[str, Any]:
     sources: list[rtc.AudioSource | None] = [None] * n
     joined: list[rtc.Room | None] = [None] * n
     done = trio.Event()
-    pacing, echo = Pacing(AUDIO_PERIOD), Echo()
+    pacing, echo = Pacing(), Echo()
     async with trio.open_nursery() as nursery:
         limiter = trio.CapacityLimiter(CONNECT_AT_ONCE)
         for i in range(n):
@@ -204,13 +225,13 @@ async def run_audio(a: argparse.Namespace) -> dict[str, Any]:
             nursery.start_soon(listen, joined[0], echo)
         frames = [rtc.AudioFrame(code_frame(c), sample_rate=RATE) for c in range(CODES)]
         for src in ready:
-            nursery.start_soon(feed, src, frames, pacing)
+            nursery.start_soon(pace if a.mode == "echo" else feed, src, frames, pacing)
         print("ready", flush=True)
         t0, t1 = await read_stop()
         report = {"mode": a.mode, "tracks": n, "sent": pacing.sent_in(t0, t1),
                   **pacing.report(t0, t1)}
         if a.mode == "echo":
-            trips = echo.round_trips(pacing.starts[0] if pacing.starts else 0.0, t0, t1)
+            trips = echo.round_trips(pacing.sent_at, t0, t1)
             p50, p99 = percentile(trips, 50), percentile(trips, 99)
             report.update(rtt_ms_p50=None if p50 is None else p50 * 1e3,
                           rtt_ms_p99=None if p99 is None else p99 * 1e3,
@@ -223,7 +244,7 @@ async def run_audio(a: argparse.Namespace) -> dict[str, Any]:
 
 async def run_video(a: argparse.Namespace) -> dict[str, Any]:
     """Mode video."""
-    pacing = Pacing(1 / VIDEO_FPS)
+    pacing = Pacing()
     url = from_env().url  # type: ignore[union-attr]
     async with rtc.connect(url, token("pub-0", a.room), auto_subscribe=False) as room:
         async with rtc.open_video_source(WIDTH, HEIGHT) as src:

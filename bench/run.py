@@ -23,6 +23,26 @@ Scenarios (JSON ``results`` keys in brackets when they differ):
                       per received frame (peak growth, transients included) against the payload
                       size; ``py_heap_retained_bytes_per_frame`` is what a received frame keeps
 
+Room scenarios (issue 10; run only when asked for: ``--only room``, or by name): remote tracks
+through a real livekit-server. As root the bench starts the one the tests use (tests/run.py) in
+a network namespace of its own; RTC_TRIO_BENCH_URL / _API_KEY / _API_SECRET name another. A
+helper process (bench/room_publisher.py, on rtc_trio, the same for both sides) publishes; the
+measured process joins as ``sub``, waits for every track and its first frame, lets the jitter
+buffers settle 1 s, then measures a window (2 s --quick, 5 s full):
+  room-audio-N        N = 1, 20, 50 publishers, one 48 kHz mono microphone track each, every
+                      10 ms frame numbered in its own audio (bench/_room_codes.py); the measured
+                      process receives all N as 48 kHz mono. ``sent``: frames the publishers
+                      sent in the window; ``drops`` = sent - received; ``gaps``: frame numbers
+                      missing from what arrived; ``jitter_ms_p50/p99``: |inter-arrival - 10 ms|
+                      per stream; ``threads_cpu_us_per_frame``: CPU by thread name
+  room-capacity       [streams] most publishers whose audio one process receives with p99
+                      jitter <= 20 ms and no gaps, trying 1, 5, 20 (--quick) or 1, 5, 10, 20,
+                      50, 100, 150, 200 until one fails (one retry per level outside --quick)
+  room-echo           [rtt_ms_p50, rtt_ms_p99] the measured process republishes every frame it
+                      receives from one publisher, which times each frame's return
+  room-video-720p     one 1280x720 30 fps camera track (VP8, no simulcast, frame numbers in
+                      the picture) received as RGBA; CPU per frame, drops, gaps, jitter
+
 Figures (null where a scenario does not measure them): frames_per_s (received / first capture
 to last arrival), cpu_us_per_frame (all threads: /proc/self/stat; clock ticks, 10 ms), the main
 (Python) thread's share and the other (native) threads' share per received frame (the native
@@ -367,7 +387,7 @@ def room_plan(name: str, quick: bool, tracks: int = 0) -> RoomRun:
 
 def room_levels(quick: bool) -> list[int]:
     """Stream counts room-capacity tries, in order, until one fails."""
-    return [5, 20, 50] if quick else [5, 10, 20, 50, 100, 150, 200]
+    return [1, 5, 20] if quick else [1, 5, 10, 20, 50, 100, 150, 200]
 
 
 def run_room(run: RoomRun, side: str, server: BenchServer) -> dict[str, Any]:
