@@ -377,19 +377,24 @@ class RoomVideoLog:
                 "jitter_ms_p99": None if p99 is None else p99 * 1e3}
 
 
-def cpu_by_thread() -> dict[str, float]:
-    """CPU seconds of this process's live threads, summed by thread name (comm): where the
-    time goes, native threads by what they do (tokio workers, libwebrtc's threads, ...)."""
+def cpu_by_thread(what: str = "cpu") -> dict[str, float]:
+    """Seconds per thread name (comm) of this process's live threads: CPU (``cpu``: where the
+    time goes, native threads by what they do: tokio workers, libwebrtc's threads, ...) or
+    time spent runnable but waiting for a core (``wait``: the host's load, from schedstat)."""
     out: dict[str, float] = {}
     for tid in os.listdir("/proc/self/task"):
         try:
             with open(f"/proc/self/task/{tid}/comm") as f:
                 name = f.read().strip()
-            cpu = _stat_cpu_s(f"/proc/self/task/{tid}/stat")
-        except OSError:  # the thread ended meanwhile
+            if what == "cpu":
+                value = _stat_cpu_s(f"/proc/self/task/{tid}/stat")
+            else:
+                with open(f"/proc/self/task/{tid}/schedstat") as f:
+                    value = int(f.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):  # the thread ended meanwhile
             continue
         name = "main (Python)" if tid == str(os.getpid()) else name
-        out[name] = out.get(name, 0.0) + cpu
+        out[name] = out.get(name, 0.0) + value
     return out
 
 

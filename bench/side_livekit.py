@@ -292,16 +292,19 @@ async def room_audio(a: argparse.Namespace) -> dict[str, Any]:
         try:
             await _until(lambda: min(log.seen) > 0)
             await asyncio.sleep(ROOM_WARMUP_S)
-            threads0, start, t0 = cpu_by_thread(), cpu_sample(), time.perf_counter()
+            waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
+                                          time.perf_counter())
             log.on = True
             await asyncio.sleep(a.duration)
             log.on = False
-            t1, end, threads1 = time.perf_counter(), cpu_sample(), cpu_by_thread()
+            t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
+                                          cpu_by_thread("wait"))
         finally:
             await _cancel_all(consumers)
         extra = log.figures(SAMPLES_PER_FRAME / SAMPLE_RATE)
         res = room_figures(start=start, end=end, received=extra["received"], streams=n,
-                           t0=t0, t1=t1, extra=extra | {"threads_cpu_us_per_frame": thread_share(
+                           t0=t0, t1=t1, extra=extra | {"threads_wait_ms": thread_share(waits0, waits1, 1000),
+                           "threads_cpu_us_per_frame": thread_share(
                                threads0, threads1, extra["received"])})
         return await _close_room(room, [s.aclose for s in streams], res)
     except BaseException:
@@ -334,15 +337,18 @@ async def room_echo(a: argparse.Namespace) -> dict[str, Any]:
         try:
             await _until(lambda: state["seen"] > 0)
             await asyncio.sleep(ROOM_WARMUP_S)
-            threads0, start, t0 = cpu_by_thread(), cpu_sample(), time.perf_counter()
+            waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
+                                          time.perf_counter())
             state["on"] = True
             await asyncio.sleep(a.duration)
             state["on"] = False
-            t1, end, threads1 = time.perf_counter(), cpu_sample(), cpu_by_thread()
+            t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
+                                          cpu_by_thread("wait"))
         finally:
             await _cancel_all([task])
         res = room_figures(start=start, end=end, received=state["received"], streams=1,
-                           t0=t0, t1=t1, extra={"threads_cpu_us_per_frame": thread_share(
+                           t0=t0, t1=t1, extra={"threads_wait_ms": thread_share(waits0, waits1, 1000),
+                           "threads_cpu_us_per_frame": thread_share(
                                threads0, threads1, state["received"])})
         return await _close_room(room, [stream.aclose, src.aclose], res)
     except BaseException:
@@ -369,16 +375,19 @@ async def room_video(a: argparse.Namespace) -> dict[str, Any]:
         try:
             await _until(lambda: log.seen > 0)
             await asyncio.sleep(ROOM_WARMUP_S)
-            threads0, start, t0 = cpu_by_thread(), cpu_sample(), time.perf_counter()
+            waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
+                                          time.perf_counter())
             log.on = True
             await asyncio.sleep(a.duration)
             log.on = False
-            t1, end, threads1 = time.perf_counter(), cpu_sample(), cpu_by_thread()
+            t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
+                                          cpu_by_thread("wait"))
         finally:
             await _cancel_all([task])
         extra = log.figures(1 / 30)
         res = room_figures(start=start, end=end, received=extra["received"], streams=1,
-                           t0=t0, t1=t1, extra=extra | {"threads_cpu_us_per_frame": thread_share(
+                           t0=t0, t1=t1, extra=extra | {"threads_wait_ms": thread_share(waits0, waits1, 1000),
+                           "threads_cpu_us_per_frame": thread_share(
                                threads0, threads1, extra["received"])})
         return await _close_room(room, [stream.aclose], res)
     except BaseException:

@@ -261,16 +261,19 @@ async def room_audio(a: argparse.Namespace) -> dict[str, Any]:
                 await _until(lambda: min(log.seen) > 0)
                 await trio.sleep(ROOM_WARMUP_S)
                 dropped = sum(s.dropped for s in streams)
-                threads0, start, t0 = cpu_by_thread(), cpu_sample(), time.perf_counter()
+                waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
+                                          time.perf_counter())
                 log.on = True
                 await trio.sleep(a.duration)
                 log.on = False
-                t1, end, threads1 = time.perf_counter(), cpu_sample(), cpu_by_thread()
+                t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
+                                          cpu_by_thread("wait"))
                 dropped = sum(s.dropped for s in streams) - dropped
                 nursery.cancel_scope.cancel()
     extra = log.figures(SAMPLES_PER_FRAME / SAMPLE_RATE) | {"stream_dropped": dropped}
     return room_figures(start=start, end=end, received=extra["received"], streams=n,
-                        t0=t0, t1=t1, extra=extra | {"threads_cpu_us_per_frame": thread_share(
+                        t0=t0, t1=t1, extra=extra | {"threads_wait_ms": thread_share(waits0, waits1, 1000),
+                           "threads_cpu_us_per_frame": thread_share(
                             threads0, threads1, extra["received"])})
 
 
@@ -297,14 +300,17 @@ async def room_echo(a: argparse.Namespace) -> dict[str, Any]:
                         nursery.start_soon(echo, stream, src)
                         await _until(lambda: state["seen"] > 0)
                         await trio.sleep(ROOM_WARMUP_S)
-                        threads0, start, t0 = cpu_by_thread(), cpu_sample(), time.perf_counter()
+                        waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
+                                          time.perf_counter())
                         state["on"] = True
                         await trio.sleep(a.duration)
                         state["on"] = False
-                        t1, end, threads1 = time.perf_counter(), cpu_sample(), cpu_by_thread()
+                        t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
+                                          cpu_by_thread("wait"))
                         nursery.cancel_scope.cancel()
     return room_figures(start=start, end=end, received=state["received"], streams=1,
-                        t0=t0, t1=t1, extra={"threads_cpu_us_per_frame": thread_share(
+                        t0=t0, t1=t1, extra={"threads_wait_ms": thread_share(waits0, waits1, 1000),
+                           "threads_cpu_us_per_frame": thread_share(
                             threads0, threads1, state["received"])})
 
 
@@ -324,16 +330,19 @@ async def room_video(a: argparse.Namespace) -> dict[str, Any]:
                 await _until(lambda: log.seen > 0)
                 await trio.sleep(ROOM_WARMUP_S)
                 dropped = stream.dropped
-                threads0, start, t0 = cpu_by_thread(), cpu_sample(), time.perf_counter()
+                waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
+                                          time.perf_counter())
                 log.on = True
                 await trio.sleep(a.duration)
                 log.on = False
-                t1, end, threads1 = time.perf_counter(), cpu_sample(), cpu_by_thread()
+                t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
+                                          cpu_by_thread("wait"))
                 dropped = stream.dropped - dropped
                 nursery.cancel_scope.cancel()
     extra = log.figures(1 / 30) | {"stream_dropped": dropped}
     return room_figures(start=start, end=end, received=extra["received"], streams=1,
-                        t0=t0, t1=t1, extra=extra | {"threads_cpu_us_per_frame": thread_share(
+                        t0=t0, t1=t1, extra=extra | {"threads_wait_ms": thread_share(waits0, waits1, 1000),
+                           "threads_cpu_us_per_frame": thread_share(
                             threads0, threads1, extra["received"])})
 
 
