@@ -331,15 +331,42 @@ class RoomAudioLog:
                 "jitter_ms_p99": None if p99 is None else p99 * 1e3}
 
 
-def room_figures(*, start: CpuSample, end: CpuSample, received: int, streams: int,
-                 t0: float, t1: float, extra: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class Window:
+    """The measured window of a room run: CPU (whole process, main thread, per thread name)
+    and run-queue wait per thread name, read when it opens and when it closes."""
+
+    t0: float = 0.0
+    t1: float = 0.0
+    start: CpuSample | None = None
+    end: CpuSample | None = None
+    readings: list[dict[str, float]] = field(default_factory=list)  # cpu0, wait0, cpu1, wait1
+
+    def open(self) -> None:
+        """Start measuring."""
+        self.readings = [cpu_by_thread(), cpu_by_thread("wait")]
+        self.start, self.t0 = cpu_sample(), time.perf_counter()
+
+    def close(self) -> None:
+        """Stop measuring."""
+        self.t1, self.end = time.perf_counter(), cpu_sample()
+        self.readings += [cpu_by_thread(), cpu_by_thread("wait")]
+
+
+def room_figures(window: Window, *, received: int, streams: int,
+                 extra: dict[str, Any]) -> dict[str, Any]:
     """The figure dict of a room run: run.py adds ``sent`` and ``drops`` from the publisher's
     report. ``window`` is the measured [t0, t1) on perf_counter, the clock the publisher
-    counts its frames by."""
-    res = figures(start=start, end=end, sent=received, received=received,
-                  active_s=t1 - t0, streams=streams)
+    counts its frames by; ``threads_cpu_us_per_frame`` and ``threads_wait_ms`` (time spent
+    runnable, waiting for a core: the host's load) are by thread name."""
+    assert window.start is not None and window.end is not None
+    cpu0, wait0, cpu1, wait1 = window.readings
+    res = figures(start=window.start, end=window.end, sent=received, received=received,
+                  active_s=window.t1 - window.t0, streams=streams)
     res.update(extra)
-    res["window"] = [t0, t1]
+    res["threads_cpu_us_per_frame"] = thread_share(cpu0, cpu1, received)
+    res["threads_wait_ms"] = thread_share(wait0, wait1, 1000)
+    res["window"] = [window.t0, window.t1]
     res["drops"] = None  # sent - received, once run.py has the publisher's count
     return res
 
@@ -398,8 +425,10 @@ def cpu_by_thread(what: str = "cpu") -> dict[str, float]:
     return out
 
 
-def thread_share(before: dict[str, float], after: dict[str, float], frames: int) -> dict[str, float]:
+def thread_share(before: dict[str, float], after: dict[str, float],
+                 frames: int) -> dict[str, float]:
     """CPU us per frame by thread name between two ``cpu_by_thread()`` readings, largest first
     (threads under 1 us per frame left out)."""
     per = {name: (after[name] - before.get(name, 0.0)) * 1e6 / max(frames, 1) for name in after}
-    return {name: round(us, 1) for name, us in sorted(per.items(), key=lambda kv: -kv[1]) if us >= 1}
+    ranked = sorted(per.items(), key=lambda kv: -kv[1])
+    return {name: round(us, 1) for name, us in ranked if us >= 1}

@@ -108,7 +108,8 @@ VIDEO_BITS = 16
 VIDEO_ROW = (40, 120)  # the squares' rows in a 1280-wide picture, 80 px high
 
 
-def video_frame(width: int, height: int, number: int, background: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+def video_frame(width: int, height: int, number: int,
+                background: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """An RGBA picture (height, width, 4): ``background`` with ``number`` in the squares."""
     rgba = background.copy()
     side = width // VIDEO_BITS

@@ -36,11 +36,12 @@ from tests.run import (  # noqa: E402  (the server code of the tests, not a copy
     network_namespace,
 )
 
-URL_VAR, KEY_VAR, SECRET_VAR = "RTC_TRIO_BENCH_URL", "RTC_TRIO_BENCH_API_KEY", "RTC_TRIO_BENCH_API_SECRET"
+URL_VAR = "RTC_TRIO_BENCH_URL"
+KEY_VAR, SECRET_VAR = "RTC_TRIO_BENCH_API_KEY", "RTC_TRIO_BENCH_API_SECRET"
 NO_SERVER = (f"no LiveKit server: run the bench as root (it starts one in a network namespace) "
              f"or set {URL_VAR}, {KEY_VAR} and {SECRET_VAR}")
 __all__ = ["NO_SERVER", "BenchServer", "Publisher", "SetupError", "bench_server", "from_env",
-           "publishing", "token"]
+           "named", "publishing", "token"]
 PUBLISHER = Path(__file__).resolve().parent / "room_publisher.py"
 
 
@@ -66,13 +67,19 @@ def from_env() -> BenchServer | None:
     return BenchServer(url, key, secret) if url and key and secret else None
 
 
+def named() -> BenchServer:
+    """The server named by the environment; SetupError if none is."""
+    server = from_env()
+    if server is None:
+        raise SetupError(NO_SERVER)
+    return server
+
+
 def token(identity: str, room: str) -> str:
     """A join token for ``room`` from the server named by the environment."""
     from livekit import api  # the token minter only; no RTC library
 
-    server = from_env()
-    if server is None:
-        raise SetupError(NO_SERVER)
+    server = named()
     grants = api.VideoGrants(room_join=True, room=room)
     return (api.AccessToken(server.api_key, server.api_secret)
             .with_identity(identity).with_grants(grants).to_jwt())

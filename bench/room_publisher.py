@@ -43,7 +43,7 @@ from _measure import percentile  # noqa: E402
 from _room_codes import (  # noqa: E402
     CODES, FRAME, KEPT, RATE, code_frame, decode, gaps, keep, video_background, video_frame,
 )
-from _room_server import from_env, token  # noqa: E402
+from _room_server import named, token  # noqa: E402
 
 CONNECT_AT_ONCE = 8  # concurrent connects while N participants join
 QUEUE_MS = 200  # each audio source's native queue: the frames go out at real time from it
@@ -127,7 +127,7 @@ async def participant(index: int, limiter: trio.CapacityLimiter, room_name: str,
                       done: trio.Event) -> None:
     """One publishing participant: joins, publishes, stays until ``done``; subscribes to
     what others publish only if it ``listens``."""
-    url = from_env().url  # type: ignore[union-attr]
+    url = named().url
     async with contextlib.AsyncExitStack() as stack:
         async with limiter:
             room = await stack.enter_async_context(
@@ -172,7 +172,8 @@ async def listen(room: rtc.Room, echo: Echo) -> None:
     """Echo mode: keep what comes back on the first audio track subscribed."""
     async for event in room.events():
         if isinstance(event, rtc.TrackSubscribed) and isinstance(event.track, rtc.RemoteAudioTrack):
-            async with rtc.open_audio_stream(event.track, sample_rate=RATE, num_channels=1) as stream:
+            async with rtc.open_audio_stream(event.track, sample_rate=RATE,
+                                             num_channels=1) as stream:
                 async for frame in stream:
                     echo.arrivals.append(time.perf_counter())
                     echo.kept.append(keep(frame.data[:, 0]).copy())
@@ -245,7 +246,7 @@ async def run_audio(a: argparse.Namespace) -> dict[str, Any]:
 async def run_video(a: argparse.Namespace) -> dict[str, Any]:
     """Mode video."""
     pacing = Pacing()
-    url = from_env().url  # type: ignore[union-attr]
+    url = named().url
     async with rtc.connect(url, token("pub-0", a.room), auto_subscribe=False) as room:
         async with rtc.open_video_source(WIDTH, HEIGHT) as src:
             with rtc.LocalVideoTrack.create("camera", src) as track:

@@ -481,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     names = SCENARIOS
     if a.only:
         groups = {"room": ROOM_SCENARIOS, "all": SCENARIOS + ROOM_SCENARIOS}
-        names = [m for n in a.only.split(",") if n.strip() for m in groups.get(n.strip(), [n.strip()])]
+        asked = [n.strip() for n in a.only.split(",") if n.strip()]
+        names = [m for n in asked for m in groups.get(n, [n])]
         unknown = [n for n in names if n not in SCENARIOS + ROOM_SCENARIOS]
         if unknown:
             p.error(f"unknown scenario(s) {', '.join(unknown)}; choose from "

@@ -21,8 +21,7 @@ from _measure import (
     QUIET_S,
     ROOM_WARMUP_S,
     RoomAudioLog,
-    cpu_by_thread,
-    thread_share,
+    Window,
     RoomVideoLog,
     room_figures,
     SAMPLE_RATE,
@@ -38,7 +37,7 @@ from _measure import (
     pace_start,
     parse_args,
 )
-from _room_server import from_env, token
+from _room_server import named, token
 
 RGBA = rtc.VideoBufferType.RGBA
 
@@ -275,6 +274,7 @@ async def _until(ready: Callable[[], bool]) -> None:
 
 async def room_audio(a: argparse.Namespace) -> dict[str, Any]:
     """Subscribe to the N remote audio tracks of the room; measure a window of their frames."""
+    window = Window()
     n = a.streams
     log = RoomAudioLog(n, frames=int(a.duration * 120) + 100)
 
@@ -285,27 +285,22 @@ async def room_audio(a: argparse.Namespace) -> dict[str, Any]:
     room = rtc.Room()
     try:
         tracks = await _subscribed(room, rtc.RemoteAudioTrack, n,
-                                   room.connect(from_env().url, token("sub", a.room)))  # type: ignore[union-attr]
+                                   room.connect(named().url, token("sub", a.room)))
         streams = [rtc.AudioStream(t, sample_rate=SAMPLE_RATE, num_channels=1, capacity=a.capacity)
                    for t in tracks]
         consumers = [asyncio.create_task(consume(i, s)) for i, s in enumerate(streams)]
         try:
             await _until(lambda: min(log.seen) > 0)
             await asyncio.sleep(ROOM_WARMUP_S)
-            waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
-                                          time.perf_counter())
+            window.open()
             log.on = True
             await asyncio.sleep(a.duration)
             log.on = False
-            t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
-                                          cpu_by_thread("wait"))
+            window.close()
         finally:
             await _cancel_all(consumers)
         extra = log.figures(SAMPLES_PER_FRAME / SAMPLE_RATE)
-        res = room_figures(start=start, end=end, received=extra["received"], streams=n,
-                           t0=t0, t1=t1, extra=extra | {"threads_wait_ms": thread_share(waits0, waits1, 1000),
-                           "threads_cpu_us_per_frame": thread_share(
-                               threads0, threads1, extra["received"])})
+        res = room_figures(window, received=extra["received"], streams=n, extra=extra)
         return await _close_room(room, [s.aclose for s in streams], res)
     except BaseException:
         with contextlib.suppress(asyncio.TimeoutError):  # the first error is the one to see
@@ -315,16 +310,18 @@ async def room_audio(a: argparse.Namespace) -> dict[str, Any]:
 
 async def room_echo(a: argparse.Namespace) -> dict[str, Any]:
     """Republish every frame of the one remote audio track; the publisher times the trip."""
+    window = Window()
     state = {"on": False, "received": 0, "seen": 0}
     room = rtc.Room()
     try:
         [track] = await _subscribed(room, rtc.RemoteAudioTrack, 1,
-                                    room.connect(from_env().url, token("sub", a.room)))  # type: ignore[union-attr]
+                                    room.connect(named().url, token("sub", a.room)))
         src = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=0)
         local = rtc.LocalAudioTrack.create_audio_track("echo", src)
         await room.local_participant.publish_track(
             local, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
-        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1, capacity=a.capacity)
+        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1,
+                                 capacity=a.capacity)
 
         async def echo() -> None:
             async for ev in stream:
@@ -337,19 +334,14 @@ async def room_echo(a: argparse.Namespace) -> dict[str, Any]:
         try:
             await _until(lambda: state["seen"] > 0)
             await asyncio.sleep(ROOM_WARMUP_S)
-            waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
-                                          time.perf_counter())
+            window.open()
             state["on"] = True
             await asyncio.sleep(a.duration)
             state["on"] = False
-            t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
-                                          cpu_by_thread("wait"))
+            window.close()
         finally:
             await _cancel_all([task])
-        res = room_figures(start=start, end=end, received=state["received"], streams=1,
-                           t0=t0, t1=t1, extra={"threads_wait_ms": thread_share(waits0, waits1, 1000),
-                           "threads_cpu_us_per_frame": thread_share(
-                               threads0, threads1, state["received"])})
+        res = room_figures(window, received=state["received"], streams=1, extra={})
         return await _close_room(room, [stream.aclose, src.aclose], res)
     except BaseException:
         with contextlib.suppress(asyncio.TimeoutError):  # the first error is the one to see
@@ -359,11 +351,12 @@ async def room_echo(a: argparse.Namespace) -> dict[str, Any]:
 
 async def room_video(a: argparse.Namespace) -> dict[str, Any]:
     """Subscribe to the one remote 720p video track as RGBA; measure a window of its frames."""
+    window = Window()
     log = RoomVideoLog()
     room = rtc.Room()
     try:
         [track] = await _subscribed(room, rtc.RemoteVideoTrack, 1,
-                                    room.connect(from_env().url, token("sub", a.room)))  # type: ignore[union-attr]
+                                    room.connect(named().url, token("sub", a.room)))
         stream = rtc.VideoStream(track, format=RGBA, capacity=a.capacity)
 
         async def consume() -> None:
@@ -375,20 +368,15 @@ async def room_video(a: argparse.Namespace) -> dict[str, Any]:
         try:
             await _until(lambda: log.seen > 0)
             await asyncio.sleep(ROOM_WARMUP_S)
-            waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
-                                          time.perf_counter())
+            window.open()
             log.on = True
             await asyncio.sleep(a.duration)
             log.on = False
-            t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
-                                          cpu_by_thread("wait"))
+            window.close()
         finally:
             await _cancel_all([task])
         extra = log.figures(1 / 30)
-        res = room_figures(start=start, end=end, received=extra["received"], streams=1,
-                           t0=t0, t1=t1, extra=extra | {"threads_wait_ms": thread_share(waits0, waits1, 1000),
-                           "threads_cpu_us_per_frame": thread_share(
-                               threads0, threads1, extra["received"])})
+        res = room_figures(window, received=extra["received"], streams=1, extra=extra)
         return await _close_room(room, [stream.aclose], res)
     except BaseException:
         with contextlib.suppress(asyncio.TimeoutError):  # the first error is the one to see

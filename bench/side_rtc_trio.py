@@ -22,8 +22,7 @@ from _measure import (
     QUIET_S,
     ROOM_WARMUP_S,
     RoomAudioLog,
-    cpu_by_thread,
-    thread_share,
+    Window,
     RoomVideoLog,
     room_figures,
     SAMPLE_RATE,
@@ -39,7 +38,7 @@ from _measure import (
     pace_start,
     parse_args,
 )
-from _room_server import from_env, token
+from _room_server import named, token
 
 RGBA = rtc.VideoBufferType.RGBA
 
@@ -243,6 +242,7 @@ async def _until(ready: Callable[[], bool]) -> None:
 
 async def room_audio(a: argparse.Namespace) -> dict[str, Any]:
     """Subscribe to the N remote audio tracks of the room; measure a window of their frames."""
+    window = Window()
     n = a.streams
     log = RoomAudioLog(n, frames=int(a.duration * 120) + 100)
 
@@ -250,7 +250,7 @@ async def room_audio(a: argparse.Namespace) -> dict[str, Any]:
         async for frame in stream:
             log.arrived(i, frame.data[:, 0])
 
-    async with rtc.connect(from_env().url, token("sub", a.room)) as room:  # type: ignore[union-attr]
+    async with rtc.connect(named().url, token("sub", a.room)) as room:
         tracks = await _subscribed(room.events(capacity=4096), rtc.RemoteAudioTrack, n)
         async with contextlib.AsyncExitStack() as stack:
             streams = [await stack.enter_async_context(rtc.open_audio_stream(
@@ -261,24 +261,20 @@ async def room_audio(a: argparse.Namespace) -> dict[str, Any]:
                 await _until(lambda: min(log.seen) > 0)
                 await trio.sleep(ROOM_WARMUP_S)
                 dropped = sum(s.dropped for s in streams)
-                waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
-                                          time.perf_counter())
+                window.open()
                 log.on = True
                 await trio.sleep(a.duration)
                 log.on = False
-                t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
-                                          cpu_by_thread("wait"))
+                window.close()
                 dropped = sum(s.dropped for s in streams) - dropped
                 nursery.cancel_scope.cancel()
     extra = log.figures(SAMPLES_PER_FRAME / SAMPLE_RATE) | {"stream_dropped": dropped}
-    return room_figures(start=start, end=end, received=extra["received"], streams=n,
-                        t0=t0, t1=t1, extra=extra | {"threads_wait_ms": thread_share(waits0, waits1, 1000),
-                           "threads_cpu_us_per_frame": thread_share(
-                            threads0, threads1, extra["received"])})
+    return room_figures(window, received=extra["received"], streams=n, extra=extra)
 
 
 async def room_echo(a: argparse.Namespace) -> dict[str, Any]:
     """Republish every frame of the one remote audio track; the publisher times the trip."""
+    window = Window()
     state = {"on": False, "received": 0, "seen": 0}
 
     async def echo(stream: rtc.AudioStream, src: rtc.AudioSource) -> None:
@@ -288,7 +284,7 @@ async def room_echo(a: argparse.Namespace) -> dict[str, Any]:
                 state["received"] += 1
             await src.capture_frame(frame)
 
-    async with rtc.connect(from_env().url, token("sub", a.room)) as room:  # type: ignore[union-attr]
+    async with rtc.connect(named().url, token("sub", a.room)) as room:
         [track] = await _subscribed(room.events(capacity=4096), rtc.RemoteAudioTrack, 1)
         async with rtc.open_audio_source(SAMPLE_RATE, 1, queue_size_ms=0) as src:
             with rtc.LocalAudioTrack.create("echo", src) as local:
@@ -300,29 +296,25 @@ async def room_echo(a: argparse.Namespace) -> dict[str, Any]:
                         nursery.start_soon(echo, stream, src)
                         await _until(lambda: state["seen"] > 0)
                         await trio.sleep(ROOM_WARMUP_S)
-                        waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
-                                          time.perf_counter())
+                        window.open()
                         state["on"] = True
                         await trio.sleep(a.duration)
                         state["on"] = False
-                        t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
-                                          cpu_by_thread("wait"))
+                        window.close()
                         nursery.cancel_scope.cancel()
-    return room_figures(start=start, end=end, received=state["received"], streams=1,
-                        t0=t0, t1=t1, extra={"threads_wait_ms": thread_share(waits0, waits1, 1000),
-                           "threads_cpu_us_per_frame": thread_share(
-                            threads0, threads1, state["received"])})
+    return room_figures(window, received=state["received"], streams=1, extra={})
 
 
 async def room_video(a: argparse.Namespace) -> dict[str, Any]:
     """Subscribe to the one remote 720p video track as RGBA; measure a window of its frames."""
+    window = Window()
     log = RoomVideoLog()
 
     async def consume(stream: rtc.VideoStream) -> None:
         async for frame in stream:
             log.arrived(frame.data, frame.width, frame.height)
 
-    async with rtc.connect(from_env().url, token("sub", a.room)) as room:  # type: ignore[union-attr]
+    async with rtc.connect(named().url, token("sub", a.room)) as room:
         [track] = await _subscribed(room.events(capacity=4096), rtc.RemoteVideoTrack, 1)
         async with rtc.open_video_stream(track, format=RGBA, capacity=a.capacity) as stream:
             async with trio.open_nursery() as nursery:
@@ -330,20 +322,15 @@ async def room_video(a: argparse.Namespace) -> dict[str, Any]:
                 await _until(lambda: log.seen > 0)
                 await trio.sleep(ROOM_WARMUP_S)
                 dropped = stream.dropped
-                waits0, threads0, start, t0 = (cpu_by_thread("wait"), cpu_by_thread(), cpu_sample(),
-                                          time.perf_counter())
+                window.open()
                 log.on = True
                 await trio.sleep(a.duration)
                 log.on = False
-                t1, end, threads1, waits1 = (time.perf_counter(), cpu_sample(), cpu_by_thread(),
-                                          cpu_by_thread("wait"))
+                window.close()
                 dropped = stream.dropped - dropped
                 nursery.cancel_scope.cancel()
     extra = log.figures(1 / 30) | {"stream_dropped": dropped}
-    return room_figures(start=start, end=end, received=extra["received"], streams=1,
-                        t0=t0, t1=t1, extra=extra | {"threads_wait_ms": thread_share(waits0, waits1, 1000),
-                           "threads_cpu_us_per_frame": thread_share(
-                            threads0, threads1, extra["received"])})
+    return room_figures(window, received=extra["received"], streams=1, extra=extra)
 
 
 ROOM_WORK = {"room-echo": room_echo, "room-video-720p": room_video}
