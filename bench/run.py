@@ -31,9 +31,11 @@ measured process joins as ``sub``, waits for every track and its first frame, le
 buffers settle 1 s, then measures a window (2 s --quick, 5 s full):
   room-audio-N        N = 1, 20, 50 publishers, one 48 kHz mono microphone track each, every
                       10 ms frame numbered in its own audio (bench/_room_codes.py); the measured
-                      process receives all N as 48 kHz mono. ``sent``: frames the publishers
-                      sent in the window; ``drops`` = sent - received; ``gaps``: frame numbers
-                      missing from what arrived; ``jitter_ms_p50/p99``: |inter-arrival - 10 ms|
+                      process receives all N as 48 kHz mono. ``sent``: frames the publishers'
+                      queues played in the window; ``drops`` = sent - received (a remote
+                      stream is clocked by the receiver's audio device, 100 frames/s whatever
+                      arrives, so losses show as ``gaps``: frame numbers missing from what
+                      arrived; ``publisher_underruns``: the publisher ran late); ``jitter_ms_p50/p99``: |inter-arrival - 10 ms|
                       per stream; ``threads_cpu_us_per_frame``: CPU by thread name
   room-capacity       [streams] most publishers whose audio one process receives with p99
                       jitter <= 20 ms and no gaps, trying 1, 5, 20 (--quick) or 1, 5, 10, 20,
