@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="data-rpc: 1 KB text messages (and a hundredth as many of 1 MB, at least 2)")
     p.add_argument("--deadline", type=float, default=60.0,
                    help="the whole workload is abandoned (error) after this many seconds")
+    add_room_args(p)
     return p.parse_args(argv)
 
 
@@ -444,3 +445,162 @@ def voice_figures(start: CpuSample, end: CpuSample, frames: int, **extra: Any) -
                   active_s=end.wall_s - start.wall_s, streams=1)
     res.update(extra)
     return res
+# ---- room-* scenarios (issue 10): remote tracks from bench/room_publisher.py ----
+
+ROOM_WARMUP_S = 1.0  # after every stream's first frame: the jitter buffers settle
+
+
+def add_room_args(p: argparse.ArgumentParser) -> None:
+    """The room scenarios' options (the server itself comes from the environment)."""
+    p.add_argument("--room", default="", help="room-*: the room the publisher is in")
+
+
+@dataclass
+class RoomAudioLog:
+    """Arrival times and kept samples (bench/_room_codes.py) of N remote audio streams, taken
+    only while ``on``: the measured window. Kept samples are decoded after the window."""
+
+    streams: int
+    frames: int  # per stream, kept at most (the window's frames with a margin)
+    on: bool = False
+    arrivals: list[list[float]] = field(default_factory=list)
+    kept: list[Any] = field(default_factory=list)
+    seen: list[int] = field(default_factory=list)  # frames before the window too
+
+    def __post_init__(self) -> None:
+        import numpy as np
+        from _room_codes import KEPT
+
+        self.arrivals = [[] for _ in range(self.streams)]
+        self.kept = [np.zeros((self.frames, KEPT), np.int16) for _ in range(self.streams)]
+        self.seen = [0] * self.streams
+
+    def arrived(self, i: int, samples: Any) -> None:
+        """One frame of stream ``i`` (its 48 kHz mono samples, any 1-D int16 array)."""
+        self.seen[i] += 1
+        if self.on:
+            times = self.arrivals[i]
+            k = len(times)
+            times.append(time.perf_counter())
+            if k < self.frames:
+                self.kept[i][k] = samples[::4]
+
+    def figures(self, nominal_s: float) -> dict[str, Any]:
+        """received, gaps, decoded frames, and inter-arrival jitter (|interval - nominal|)."""
+        from _room_codes import decode, gaps
+
+        jitter: list[float] = []
+        gap_count = decoded = 0
+        for times, kept in zip(self.arrivals, self.kept):
+            jitter += [abs(b - a - nominal_s) for a, b in zip(times, times[1:])]
+            symbols = decode(kept[:min(len(times), self.frames)].ravel())
+            gap_count += gaps(symbols)
+            decoded += len(symbols)
+        p50, p99 = percentile(jitter, 50), percentile(jitter, 99)
+        return {"received": sum(len(t) for t in self.arrivals), "gaps": gap_count,
+                "decoded": decoded,
+                "jitter_ms_p50": None if p50 is None else p50 * 1e3,
+                "jitter_ms_p99": None if p99 is None else p99 * 1e3}
+
+
+@dataclass
+class Window:
+    """The measured window of a room run: CPU (whole process, main thread, per thread name)
+    and run-queue wait per thread name, read when it opens and when it closes."""
+
+    t0: float = 0.0
+    t1: float = 0.0
+    start: CpuSample | None = None
+    end: CpuSample | None = None
+    readings: list[dict[str, float]] = field(default_factory=list)  # cpu0, wait0, cpu1, wait1
+
+    def open(self) -> None:
+        """Start measuring."""
+        self.readings = [cpu_by_thread(), cpu_by_thread("wait")]
+        self.start, self.t0 = cpu_sample(), time.perf_counter()
+
+    def close(self) -> None:
+        """Stop measuring."""
+        self.t1, self.end = time.perf_counter(), cpu_sample()
+        self.readings += [cpu_by_thread(), cpu_by_thread("wait")]
+
+
+def room_figures(window: Window, *, received: int, streams: int,
+                 extra: dict[str, Any]) -> dict[str, Any]:
+    """The figure dict of a room run: run.py adds ``sent`` and ``drops`` from the publisher's
+    report. ``window`` is the measured [t0, t1) on perf_counter, the clock the publisher
+    counts its frames by; ``threads_cpu_us_per_frame`` and ``threads_wait_ms`` (time spent
+    runnable, waiting for a core: the host's load) are by thread name."""
+    assert window.start is not None and window.end is not None
+    cpu0, wait0, cpu1, wait1 = window.readings
+    res = figures(start=window.start, end=window.end, sent=received, received=received,
+                  active_s=window.t1 - window.t0, streams=streams)
+    res.update(extra)
+    res["threads_cpu_us_per_frame"] = thread_share(cpu0, cpu1, received)
+    res["threads_wait_ms"] = thread_share(wait0, wait1, 1000)
+    res["window"] = [window.t0, window.t1]
+    res["drops"] = None  # sent - received, once run.py has the publisher's count
+    return res
+
+
+@dataclass
+class RoomVideoLog:
+    """Arrival times, frame numbers and sizes of one remote video stream, while ``on``."""
+
+    on: bool = False
+    seen: int = 0
+    arrivals: list[float] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+
+    def arrived(self, rgba: Any, width: int, height: int) -> None:
+        """One RGBA picture (flat or shaped)."""
+        self.seen += 1
+        if self.on:
+            from _room_codes import video_number
+
+            self.arrivals.append(time.perf_counter())
+            self.numbers.append(video_number(rgba, width, height))
+            self.sizes.add((width, height))
+
+    def figures(self, nominal_s: float) -> dict[str, Any]:
+        """received, gaps in the frame numbers, jitter, the sizes seen."""
+        from _room_codes import video_gaps
+
+        times = self.arrivals
+        jitter = [abs(b - a - nominal_s) for a, b in zip(times, times[1:])]
+        p50, p99 = percentile(jitter, 50), percentile(jitter, 99)
+        return {"received": len(times), "gaps": video_gaps(self.numbers),
+                "sizes": sorted(f"{w}x{h}" for w, h in self.sizes),
+                "jitter_ms_p50": None if p50 is None else p50 * 1e3,
+                "jitter_ms_p99": None if p99 is None else p99 * 1e3}
+
+
+def cpu_by_thread(what: str = "cpu") -> dict[str, float]:
+    """Seconds per thread name (comm) of this process's live threads: CPU (``cpu``: where the
+    time goes, native threads by what they do: tokio workers, libwebrtc's threads, ...) or
+    time spent runnable but waiting for a core (``wait``: the host's load, from schedstat)."""
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+            if what == "cpu":
+                value = _stat_cpu_s(f"/proc/self/task/{tid}/stat")
+            else:
+                with open(f"/proc/self/task/{tid}/schedstat") as f:
+                    value = int(f.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):  # the thread ended meanwhile
+            continue
+        name = "main (Python)" if tid == str(os.getpid()) else name
+        out[name] = out.get(name, 0.0) + value
+    return out
+
+
+def thread_share(before: dict[str, float], after: dict[str, float],
+                 frames: int) -> dict[str, float]:
+    """CPU us per frame by thread name between two ``cpu_by_thread()`` readings, largest first
+    (threads under 1 us per frame left out)."""
+    per = {name: (after[name] - before.get(name, 0.0)) * 1e6 / max(frames, 1) for name in after}
+    ranked = sorted(per.items(), key=lambda kv: -kv[1])
+    return {name: round(us, 1) for name, us in ranked if us >= 1}

@@ -51,6 +51,28 @@ tests/run.py's code, bench/_server.py; without any, these rows say there is no s
   two sides' output spectra (32 equal bands, dB): the same native algorithm on both sides, so
   it shows measurement noise (the resampler's int16 dither) or a real difference.
 
+Room scenarios (issue 10; run only when asked for: ``--only room``, or by name): remote tracks
+through a real livekit-server. As root the bench starts the one the tests use (tests/run.py) in
+a network namespace of its own; RTC_TRIO_BENCH_URL / _API_KEY / _API_SECRET name another. A
+helper process (bench/room_publisher.py, on rtc_trio, the same for both sides) publishes; the
+measured process joins as ``sub``, waits for every track and its first frame, lets the jitter
+buffers settle 1 s, then measures a window (2 s --quick, 5 s full):
+  room-audio-N        N = 1, 20, 50 publishers, one 48 kHz mono microphone track each, every
+                      10 ms frame numbered in its own audio (bench/_room_codes.py); the measured
+                      process receives all N as 48 kHz mono. ``sent``: frames the publishers'
+                      queues played in the window; ``drops`` = sent - received (a remote
+                      stream is clocked by the receiver's audio device, 100 frames/s whatever
+                      arrives, so losses show as ``gaps``: frame numbers missing from what
+                      arrived; ``publisher_underruns``: the publisher ran late); ``jitter_ms_p50/p99``: |inter-arrival - 10 ms|
+                      per stream; ``threads_cpu_us_per_frame``: CPU by thread name
+  room-capacity       [streams] most publishers whose audio one process receives with p99
+                      jitter <= 20 ms and no gaps, trying 1, 5, 20 (--quick) or 1, 5, 10, 20,
+                      50, 100, 150, 200 until one fails (one retry per level outside --quick)
+  room-echo           [rtt_ms_p50, rtt_ms_p99] the measured process republishes every frame it
+                      receives from one publisher, which times each frame's return
+  room-video-720p     one 1280x720 30 fps camera track (VP8, no simulcast, frame numbers in
+                      the picture) received as RGBA; CPU per frame, drops, gaps, jitter
+
 Figures (null where a scenario does not measure them): frames_per_s (received / first capture
 to last arrival), cpu_us_per_frame (all threads: /proc/self/stat; clock ticks, 10 ms), the main
 (Python) thread's share and the other (native) threads' share per received frame (the native
@@ -75,11 +97,12 @@ import platform
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _server import NO_SERVER, BenchServer, bench_server
+from _server import NO_SERVER, BenchServer, SetupError, bench_server, publishing
 
 HERE = Path(__file__).resolve().parent
 SIDES = {"rtc_trio": HERE / "side_rtc_trio.py", "livekit": HERE / "side_livekit.py"}
@@ -95,10 +118,13 @@ FIGURES = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
            "errors",
            # data-rpc, text streams: MB/s and CPU (all threads, both participants) per MB
            "text_mb_per_s_1k", "text_mb_per_s_1m", "text_cpu_ms_per_mb_1k", "text_cpu_ms_per_mb_1m",
-           "echo_attenuation_db", "spectrum_diff_db"]  # voice toolkit (issue 8)
+           "echo_attenuation_db", "spectrum_diff_db",  # voice toolkit (issue 8)
+           # room-* (issue 10)
+           "gaps", "jitter_ms_p50", "jitter_ms_p99", "rtt_ms_p50", "rtt_ms_p99"]
 HIGHER_IS_BETTER = {"frames_per_s", "streams", "calls_per_s", "text_mb_per_s_1k",
                     "text_mb_per_s_1m"}
 NEEDS_SERVER = {"data-rpc"}  # scenarios that run in a room on a livekit-server (bench/_server.py)
+CAPACITY_KEYS = ("audio-capacity", "room-capacity")
 CAPACITY_P99_MS = 20.0
 STARTUP_S = 15.0  # imports + setup (100 sources) allowance inside a run's deadline
 KILL_GRACE_S = 10.0  # the outer timeout exceeds the side's own deadline by this much
@@ -338,7 +364,7 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
             a, b = t.get(fig), lk.get(fig)
             if a is None and b is None:
                 continue
-            if (fig == "streams" and key != "audio-capacity") or (
+            if (fig == "streams" and key not in CAPACITY_KEYS) or (
                     fig == "payload_bytes" and key != "zero-copy"):
                 continue
             r = ratio(a, b)
@@ -368,7 +394,7 @@ def plot(results: dict[str, dict[str, dict[str, Any]]], path: str) -> None:
     labels, values, colors = [], [], []
     for key, sides in results.items():
         for fig in FIGURES:
-            if fig in ("payload_bytes", "cpu_percent") or (fig == "streams" and key != "audio-capacity"):
+            if fig in ("payload_bytes", "cpu_percent") or (fig == "streams" and key not in CAPACITY_KEYS):
                 continue
             r = ratio(sides.get("rtc_trio", {}).get(fig), sides.get("livekit", {}).get(fig))
             if r is None or r <= 0:
@@ -389,22 +415,154 @@ def plot(results: dict[str, dict[str, dict[str, Any]]], path: str) -> None:
     print(f"plot written to {path}", file=sys.stderr)
 
 
+# ---- room-* scenarios (issue 10): remote tracks through a real livekit-server ----
+
+ROOM_SCENARIOS = ["room-audio-1", "room-audio-20", "room-audio-50", "room-capacity",
+                  "room-echo", "room-video-720p"]
+ROOM_STARTUP_S = 60.0  # publishers' connects, the subscriptions, the warm-up
+ROOM_JITTER_P99_MS = 20.0
+# what the publisher reports that goes into the side's figures
+ROOM_REPORT = ("sent", "publisher_late_ms_p99", "publisher_late_ms_max", "publisher_underruns",
+               "rtt_ms_p50", "rtt_ms_p99", "echoes", "echo_gaps")
+
+
+@dataclass(frozen=True)
+class RoomRun:
+    """One measured side against a fresh publisher process in a fresh room."""
+
+    key: str
+    mode: str  # the publisher's: audio, echo or video
+    tracks: int
+    duration: float
+    capacity: int
+
+    def side(self, room: str) -> Run:
+        """The side's run (its startup allowance rides on ``drain``, unused by room runs)."""
+        argv = [self.key, "--streams", str(self.tracks), "--capacity", str(self.capacity),
+                "--room", room]
+        return Run(self.key, argv, self.duration, ROOM_STARTUP_S)
+
+
+def room_plan(name: str, quick: bool, tracks: int = 0) -> RoomRun:
+    """The run of room scenario ``name`` (room-capacity: one level, ``tracks`` streams)."""
+    d = 2.0 if quick else 5.0
+    if name.startswith("room-audio-"):
+        return RoomRun(name, "audio", int(name.rsplit("-", 1)[1]), d, 100)
+    if name == "room-capacity":
+        return RoomRun(name, "audio", tracks, d, 100)
+    if name == "room-echo":
+        return RoomRun(name, "echo", 1, d, 100)
+    if name == "room-video-720p":
+        return RoomRun(name, "video", 1, d, 30)
+    raise ValueError(name)
+
+
+def room_levels(quick: bool) -> list[int]:
+    """Stream counts room-capacity tries, in order, until one fails."""
+    return [1, 5, 20] if quick else [1, 5, 10, 20, 50, 100, 150, 200]
+
+
+def run_room(run: RoomRun, side: str, server: BenchServer) -> dict[str, Any]:
+    """Start the publisher, run the side, stop the publisher with the side's window and add
+    what it reports: ``sent`` and ``drops`` (sent - received), round trips in echo mode."""
+    room = f"bench-{uuid.uuid4().hex[:10]}"
+    argv = [run.mode, "--room", room, "--tracks", str(run.tracks),
+            "--deadline", str(2 * ROOM_STARTUP_S + run.duration)]
+    try:
+        with publishing(server, argv, ROOM_STARTUP_S) as publisher:
+            res = run_side(run.side(room), side, server)
+            report = publisher.stop(res.get("window"))
+    except SetupError as e:
+        return {"error": str(e)}
+    if "error" in report:
+        res["publisher_error"] = report["error"]
+    for name in ROOM_REPORT:
+        if name in report:
+            res[name] = report[name]
+    sent, received = res.get("sent"), res.get("received")
+    if "error" not in res and isinstance(sent, int) and isinstance(received, int):
+        res["drops"] = max(0, sent - received)
+    return res
+
+
+def room_ok(res: dict[str, Any]) -> bool:
+    """A room-capacity level passes: no error, no gap in the frame numbers, p99 jitter <= 20 ms.
+    (``drops``, sent - received, is not a criterion: at the window's edges it is off by a frame
+    or so per stream, by the changing delay of the jitter buffers.)"""
+    return ("error" not in res and "publisher_error" not in res and res.get("gaps") == 0
+            and (res.get("jitter_ms_p99") or 1e9) <= ROOM_JITTER_P99_MS)
+
+
+def room_capacity(side: str, quick: bool, server: BenchServer,
+                  progress: Progress) -> dict[str, Any]:
+    """Most remote audio streams one subscriber keeps with p99 jitter <= 20 ms and no gaps,
+    trying room_levels() in order until one fails (one retry per failing level outside
+    --quick: the machine is shared)."""
+    levels: dict[str, Any] = {}
+    best: dict[str, Any] | None = None
+    first: dict[str, Any] | None = None
+    for n in room_levels(quick):
+        for attempt in range(1 if quick else 2):
+            res = run_room(room_plan("room-capacity", quick, n), side, server)
+            ok = room_ok(res)
+            levels[str(n)] = {k: res.get(k) for k in ("jitter_ms_p99", "gaps", "drops", "error")}
+            levels[str(n)]["ok"] = ok
+            progress.line(f"room-capacity {side} {n} streams: {'ok' if ok else 'FAIL'}"
+                          f" (p99 jitter {_fmt(res.get('jitter_ms_p99'))} ms, gaps "
+                          f"{res.get('gaps')}, drops {res.get('drops')})")
+            first = first or res
+            if ok:
+                break
+        if not ok:
+            break
+        best = res
+    result = dict(best if best is not None else (first or {"error": "no level ran"}))
+    result["streams"] = best["streams"] if best is not None else 0
+    result["levels"] = levels
+    return result
+
+
+def run_rooms(names: list[str], quick: bool, progress: Progress,
+              results: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Run the room scenarios ``names`` on both sides against one server."""
+    with bench_server() as server:
+        for name in names:
+            progress.line(f"scenario {name}")
+            for side in SIDES:
+                if server is None:
+                    res: dict[str, Any] = {"error": NO_SERVER}
+                elif name == "room-capacity":
+                    res = room_capacity(side, quick, server, progress)
+                else:
+                    res = run_room(room_plan(name, quick), side, server)
+                results.setdefault(name, {})[side] = res
+                progress.step(name, side, res)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the CLI, run every selected scenario on both sides, print/write the results."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="short runs: the whole bench in < 60 s")
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     p.add_argument("--plot", metavar="PATH.png", help="draw the ratios (needs matplotlib)")
-    p.add_argument("--only", metavar="NAME[,NAME]", help=f"some of: {', '.join(SCENARIOS)}")
+    p.add_argument("--only", metavar="NAME[,NAME]",
+                   help=f"some of: {', '.join(SCENARIOS + ROOM_SCENARIOS)}; 'room' for all "
+                        "the room ones (they need a LiveKit server and run only when asked "
+                        "for), 'all' for everything")
     a = p.parse_args(argv)
     names = SCENARIOS
     if a.only:
-        names = [n.strip() for n in a.only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in SCENARIOS]
+        groups = {"room": ROOM_SCENARIOS, "all": SCENARIOS + ROOM_SCENARIOS}
+        asked = [n.strip() for n in a.only.split(",") if n.strip()]
+        names = [m for n in asked for m in groups.get(n, [n])]
+        unknown = [n for n in names if n not in SCENARIOS + ROOM_SCENARIOS]
         if unknown:
-            p.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+            p.error(f"unknown scenario(s) {', '.join(unknown)}; choose from "
+                    f"{', '.join(SCENARIOS + ROOM_SCENARIOS)}, room, all")
+    room_names = [n for n in names if n in ROOM_SCENARIOS]
+    names = [n for n in names if n not in ROOM_SCENARIOS]
     runs = {n: ([] if n == "audio-capacity" else plan(n, a.quick)) for n in names}
-    progress = Progress(2 * sum(max(len(r), 1) for r in runs.values()))
+    progress = Progress(2 * (sum(max(len(r), 1) for r in runs.values()) + len(room_names)))
     results: dict[str, dict[str, dict[str, Any]]] = {}
     with bench_server() if NEEDS_SERVER & set(names) else contextlib.nullcontext() as server:
         for name in names:
@@ -423,6 +581,8 @@ def main(argv: list[str] | None = None) -> int:
                     results.setdefault(run.key, {})[side] = res
                     progress.step(run.key, side, res)
     compare_spectra(results)
+    if room_names:
+        run_rooms(room_names, a.quick, progress, results)
     doc = {"machine": machine() | {"quick": a.quick}, "results": results}
     print(table(results))
     if a.json:

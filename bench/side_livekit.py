@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
+import traceback
 import tracemalloc
 import uuid
 from typing import Any, Awaitable, Callable, Sequence
@@ -19,6 +21,11 @@ from livekit import rtc
 from _measure import (
     ECHO_DELAY_MS,
     QUIET_S,
+    ROOM_WARMUP_S,
+    RoomAudioLog,
+    Window,
+    RoomVideoLog,
+    room_figures,
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
     TEXT_SIZES,
@@ -45,6 +52,7 @@ from _measure import (
     voice_figures,
     voice_tone,
 )
+from _server import named, token
 
 RGBA = rtc.VideoBufferType.RGBA
 
@@ -434,6 +442,162 @@ async def apm_aec(a: argparse.Namespace) -> dict[str, Any]:
 
 
 VOICE_WORKLOADS = {"resample-48k-16k": resample, "apm-aec": apm_aec}
+# ---- room-* scenarios (issue 10): remote tracks from bench/room_publisher.py ----
+
+
+async def _subscribed(room: rtc.Room, kind: type[Any], n: int, connect: Awaitable[None]) -> list[Any]:
+    """Connect (``connect``) and return the first ``n`` subscribed remote tracks of ``kind``."""
+    tracks: list[Any] = []
+    done = asyncio.Event()
+
+    def on_subscribed(track: rtc.Track, *_: Any) -> None:
+        if isinstance(track, kind) and len(tracks) < n:
+            tracks.append(track)
+            if len(tracks) == n:
+                done.set()
+
+    room.on("track_subscribed", on_subscribed)
+    await connect
+    await done.wait()
+    return tracks
+
+
+async def _close_room(room: rtc.Room, closers: Sequence[Callable[[], Awaitable[None]]],
+                      res: dict[str, Any]) -> dict[str, Any]:
+    """Close the streams together, then disconnect, each bounded (5 s); the figures are taken
+    already, so a close that hangs is noted in ``close_timeouts`` instead of failing the run
+    (seen: with 50 streams the SDK's stream close waits for an end-of-stream event that does
+    not come, and so does its disconnect)."""
+    hung = 0
+    for step in (lambda: asyncio.gather(*(close() for close in closers)), room.disconnect):
+        try:
+            await asyncio.wait_for(step(), timeout=5.0)
+        except asyncio.TimeoutError:
+            hung += 1
+    if hung:
+        res["close_timeouts"] = hung
+    return res
+
+
+async def _until(ready: Callable[[], bool]) -> None:
+    """Wait until ``ready()`` (the caller's deadline bounds it)."""
+    while not ready():
+        await asyncio.sleep(0.02)
+
+
+async def room_audio(a: argparse.Namespace) -> dict[str, Any]:
+    """Subscribe to the N remote audio tracks of the room; measure a window of their frames."""
+    window = Window()
+    n = a.streams
+    log = RoomAudioLog(n, frames=int(a.duration * 120) + 100)
+
+    async def consume(i: int, stream: rtc.AudioStream) -> None:
+        async for ev in stream:
+            log.arrived(i, np.frombuffer(ev.frame.data, np.int16))
+
+    room = rtc.Room()
+    try:
+        tracks = await _subscribed(room, rtc.RemoteAudioTrack, n,
+                                   room.connect(named().url, token("sub", a.room)))
+        streams = [rtc.AudioStream(t, sample_rate=SAMPLE_RATE, num_channels=1, capacity=a.capacity)
+                   for t in tracks]
+        consumers = [asyncio.create_task(consume(i, s)) for i, s in enumerate(streams)]
+        try:
+            await _until(lambda: min(log.seen) > 0)
+            await asyncio.sleep(ROOM_WARMUP_S)
+            window.open()
+            log.on = True
+            await asyncio.sleep(a.duration)
+            log.on = False
+            window.close()
+        finally:
+            await _cancel_all(consumers)
+        extra = log.figures(SAMPLES_PER_FRAME / SAMPLE_RATE)
+        res = room_figures(window, received=extra["received"], streams=n, extra=extra)
+        return await _close_room(room, [s.aclose for s in streams], res)
+    except BaseException:
+        with contextlib.suppress(asyncio.TimeoutError):  # the first error is the one to see
+            await asyncio.wait_for(room.disconnect(), 5.0)
+        raise
+
+
+async def room_echo(a: argparse.Namespace) -> dict[str, Any]:
+    """Republish every frame of the one remote audio track; the publisher times the trip."""
+    window = Window()
+    state = {"on": False, "received": 0, "seen": 0}
+    room = rtc.Room()
+    try:
+        [track] = await _subscribed(room, rtc.RemoteAudioTrack, 1,
+                                    room.connect(named().url, token("sub", a.room)))
+        src = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=0)
+        local = rtc.LocalAudioTrack.create_audio_track("echo", src)
+        await room.local_participant.publish_track(
+            local, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1,
+                                 capacity=a.capacity)
+
+        async def echo() -> None:
+            async for ev in stream:
+                state["seen"] += 1
+                if state["on"]:
+                    state["received"] += 1
+                await src.capture_frame(ev.frame)
+
+        task = asyncio.create_task(echo())
+        try:
+            await _until(lambda: state["seen"] > 0)
+            await asyncio.sleep(ROOM_WARMUP_S)
+            window.open()
+            state["on"] = True
+            await asyncio.sleep(a.duration)
+            state["on"] = False
+            window.close()
+        finally:
+            await _cancel_all([task])
+        res = room_figures(window, received=state["received"], streams=1, extra={})
+        return await _close_room(room, [stream.aclose, src.aclose], res)
+    except BaseException:
+        with contextlib.suppress(asyncio.TimeoutError):  # the first error is the one to see
+            await asyncio.wait_for(room.disconnect(), 5.0)
+        raise
+
+
+async def room_video(a: argparse.Namespace) -> dict[str, Any]:
+    """Subscribe to the one remote 720p video track as RGBA; measure a window of its frames."""
+    window = Window()
+    log = RoomVideoLog()
+    room = rtc.Room()
+    try:
+        [track] = await _subscribed(room, rtc.RemoteVideoTrack, 1,
+                                    room.connect(named().url, token("sub", a.room)))
+        stream = rtc.VideoStream(track, format=RGBA, capacity=a.capacity)
+
+        async def consume() -> None:
+            async for ev in stream:
+                f = ev.frame
+                log.arrived(np.frombuffer(f.data, np.uint8), f.width, f.height)
+
+        task = asyncio.create_task(consume())
+        try:
+            await _until(lambda: log.seen > 0)
+            await asyncio.sleep(ROOM_WARMUP_S)
+            window.open()
+            log.on = True
+            await asyncio.sleep(a.duration)
+            log.on = False
+            window.close()
+        finally:
+            await _cancel_all([task])
+        extra = log.figures(1 / 30)
+        res = room_figures(window, received=extra["received"], streams=1, extra=extra)
+        return await _close_room(room, [stream.aclose], res)
+    except BaseException:
+        with contextlib.suppress(asyncio.TimeoutError):  # the first error is the one to see
+            await asyncio.wait_for(room.disconnect(), 5.0)
+        raise
+
+
+ROOM_WORK = {"room-echo": room_echo, "room-video-720p": room_video}
 
 
 def main() -> None:
@@ -442,6 +606,8 @@ def main() -> None:
     named = {"zero-copy": zero_copy, "data-rpc": data_rpc, "mixer-4": mixer, **VOICE_WORKLOADS}
     work = named.get(a.scenario) or (
         rpc if a.scenario.startswith("rpc") else video if a.scenario.startswith("video") else audio)
+    if a.scenario.startswith("room-"):  # room-audio-N and room-capacity: room_audio
+        work = ROOM_WORK.get(a.scenario, room_audio)
 
     async def run() -> dict[str, Any]:
         return await asyncio.wait_for(work(a), timeout=a.deadline)
@@ -450,6 +616,7 @@ def main() -> None:
         res = asyncio.run(run())
     except Exception as e:  # reported, not raised: run.py shows it in the table
         emit({"error": describe(e)})
+        traceback.print_exc()  # run.py keeps the tail of stderr
         raise SystemExit(1)
     emit(res)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
+import traceback
 import tracemalloc
 import uuid
 from typing import Any, Callable
@@ -21,6 +22,11 @@ import rtc_trio as rtc
 from _measure import (
     ECHO_DELAY_MS,
     QUIET_S,
+    ROOM_WARMUP_S,
+    RoomAudioLog,
+    Window,
+    RoomVideoLog,
+    room_figures,
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
     TEXT_SIZES,
@@ -47,6 +53,7 @@ from _measure import (
     voice_figures,
     voice_tone,
 )
+from _server import named, token
 
 RGBA = rtc.VideoBufferType.RGBA
 
@@ -405,6 +412,120 @@ async def apm_aec(a: argparse.Namespace) -> dict[str, Any]:
 
 
 VOICE_WORKLOADS = {"resample-48k-16k": resample, "apm-aec": apm_aec}
+# ---- room-* scenarios (issue 10): remote tracks from bench/room_publisher.py ----
+
+
+async def _subscribed(events: rtc.RoomEvents, kind: type[Any], n: int) -> list[Any]:
+    """The first ``n`` subscribed remote tracks of class ``kind``."""
+    tracks: list[Any] = []
+    async for event in events:
+        if isinstance(event, rtc.TrackSubscribed) and isinstance(event.track, kind):
+            tracks.append(event.track)
+            if len(tracks) == n:
+                return tracks
+    raise RuntimeError(f"the room ended with {len(tracks)} of {n} tracks subscribed")
+
+
+async def _until(ready: Callable[[], bool]) -> None:
+    """Wait until ``ready()`` (the caller's deadline bounds it)."""
+    while not ready():
+        await trio.sleep(0.02)
+
+
+async def room_audio(a: argparse.Namespace) -> dict[str, Any]:
+    """Subscribe to the N remote audio tracks of the room; measure a window of their frames."""
+    window = Window()
+    n = a.streams
+    log = RoomAudioLog(n, frames=int(a.duration * 120) + 100)
+
+    async def consume(i: int, stream: rtc.AudioStream) -> None:
+        async for frame in stream:
+            log.arrived(i, frame.data[:, 0])
+
+    async with rtc.connect(named().url, token("sub", a.room)) as room:
+        tracks = await _subscribed(room.events(capacity=4096), rtc.RemoteAudioTrack, n)
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [await stack.enter_async_context(rtc.open_audio_stream(
+                t, sample_rate=SAMPLE_RATE, num_channels=1, capacity=a.capacity)) for t in tracks]
+            async with trio.open_nursery() as nursery:
+                for i, stream in enumerate(streams):
+                    nursery.start_soon(consume, i, stream)
+                await _until(lambda: min(log.seen) > 0)
+                await trio.sleep(ROOM_WARMUP_S)
+                dropped = sum(s.dropped for s in streams)
+                window.open()
+                log.on = True
+                await trio.sleep(a.duration)
+                log.on = False
+                window.close()
+                dropped = sum(s.dropped for s in streams) - dropped
+                nursery.cancel_scope.cancel()
+    extra = log.figures(SAMPLES_PER_FRAME / SAMPLE_RATE) | {"stream_dropped": dropped}
+    return room_figures(window, received=extra["received"], streams=n, extra=extra)
+
+
+async def room_echo(a: argparse.Namespace) -> dict[str, Any]:
+    """Republish every frame of the one remote audio track; the publisher times the trip."""
+    window = Window()
+    state = {"on": False, "received": 0, "seen": 0}
+
+    async def echo(stream: rtc.AudioStream, src: rtc.AudioSource) -> None:
+        async for frame in stream:
+            state["seen"] += 1
+            if state["on"]:
+                state["received"] += 1
+            await src.capture_frame(frame)
+
+    async with rtc.connect(named().url, token("sub", a.room)) as room:
+        [track] = await _subscribed(room.events(capacity=4096), rtc.RemoteAudioTrack, 1)
+        async with rtc.open_audio_source(SAMPLE_RATE, 1, queue_size_ms=0) as src:
+            with rtc.LocalAudioTrack.create("echo", src) as local:
+                await room.local_participant.publish_track(
+                    local, rtc.TrackPublishOptions(source=rtc.TrackSource.MICROPHONE))
+                async with rtc.open_audio_stream(track, sample_rate=SAMPLE_RATE, num_channels=1,
+                                                 capacity=a.capacity) as stream:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(echo, stream, src)
+                        await _until(lambda: state["seen"] > 0)
+                        await trio.sleep(ROOM_WARMUP_S)
+                        window.open()
+                        state["on"] = True
+                        await trio.sleep(a.duration)
+                        state["on"] = False
+                        window.close()
+                        nursery.cancel_scope.cancel()
+    return room_figures(window, received=state["received"], streams=1, extra={})
+
+
+async def room_video(a: argparse.Namespace) -> dict[str, Any]:
+    """Subscribe to the one remote 720p video track as RGBA; measure a window of its frames."""
+    window = Window()
+    log = RoomVideoLog()
+
+    async def consume(stream: rtc.VideoStream) -> None:
+        async for frame in stream:
+            log.arrived(frame.data, frame.width, frame.height)
+
+    async with rtc.connect(named().url, token("sub", a.room)) as room:
+        [track] = await _subscribed(room.events(capacity=4096), rtc.RemoteVideoTrack, 1)
+        async with rtc.open_video_stream(track, format=RGBA, capacity=a.capacity) as stream:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(consume, stream)
+                await _until(lambda: log.seen > 0)
+                await trio.sleep(ROOM_WARMUP_S)
+                dropped = stream.dropped
+                window.open()
+                log.on = True
+                await trio.sleep(a.duration)
+                log.on = False
+                window.close()
+                dropped = stream.dropped - dropped
+                nursery.cancel_scope.cancel()
+    extra = log.figures(1 / 30) | {"stream_dropped": dropped}
+    return room_figures(window, received=extra["received"], streams=1, extra=extra)
+
+
+ROOM_WORK = {"room-echo": room_echo, "room-video-720p": room_video}
 
 
 def main() -> None:
@@ -413,6 +534,8 @@ def main() -> None:
     named = {"zero-copy": zero_copy, "data-rpc": data_rpc, "mixer-4": mixer, **VOICE_WORKLOADS}
     work = named.get(a.scenario) or (
         rpc if a.scenario.startswith("rpc") else video if a.scenario.startswith("video") else audio)
+    if a.scenario.startswith("room-"):  # room-audio-N and room-capacity: room_audio
+        work = ROOM_WORK.get(a.scenario, room_audio)
 
     async def run() -> dict[str, Any]:
         with trio.fail_after(a.deadline):
@@ -422,6 +545,7 @@ def main() -> None:
         res = trio.run(run)
     except Exception as e:  # reported, not raised: run.py shows it in the table
         emit({"error": describe(e)})
+        traceback.print_exc()  # run.py keeps the tail of stderr
         raise SystemExit(1)
     emit(res)
 

@@ -71,3 +71,64 @@ def test_quick_bench_has_figures_for_both(tmp_path: Path) -> None:
     for side in ("rtc_trio", "livekit"):
         assert _number(results["zero-copy"][side]["py_heap_bytes_per_frame"]), side
         assert results["audio-capacity"][side]["levels"], f"{side}: no capacity level tried"
+
+
+# ---- room-* scenarios (issue 10): through the test server ----
+
+import os  # noqa: E402
+import random  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from tests.server import require_server  # noqa: E402
+
+ROOM_ALWAYS = ALWAYS + ["sent", "received", "gaps", "jitter_ms_p50", "jitter_ms_p99"]
+
+
+def _room_codes() -> Any:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import _room_codes
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return _room_codes
+
+
+def test_room_codes_read_back_every_frame_and_count_the_missing() -> None:
+    """Frames cut anywhere, some missing, one stretched (as a jitter buffer does), with noise
+    and a neighbour tone leaking in (as Opus does): exactly the missing ones are counted."""
+    codes = _room_codes()
+    rng = np.random.default_rng(1)
+    frames = [codes.code_frame(k % codes.CODES).astype(np.float64) for k in range(400)]
+    frames[200] = np.concatenate([frames[200], frames[200][:240]])  # stretched by 5 ms
+    t = np.arange(480) / codes.RATE
+    frames[100] = frames[100] + 0.3 * codes.AMPLITUDE * np.sin(2 * np.pi * 2600 * t)  # leak
+    missing = {5, 70, 71, 72, 300}
+    kept = np.concatenate([f for k, f in enumerate(frames) if k not in missing])
+    kept += rng.normal(0, 1500, len(kept))
+    signal = np.clip(kept, -32768, 32767).astype(np.int16)[int(rng.integers(480)):]  # cut anywhere
+    symbols = codes.decode(codes.keep(signal).copy())
+    assert codes.gaps(symbols) == len(missing)
+    assert len(symbols) >= 400 - len(missing) - 1  # the first frame may be cut short
+
+
+def test_room_audio_bench_runs_both_sides_through_the_server(tmp_path: Path) -> None:
+    server = require_server()
+    out = tmp_path / "room.json"
+    env = dict(os.environ, RTC_TRIO_BENCH_URL=server.url, RTC_TRIO_BENCH_API_KEY=server.api_key,
+               RTC_TRIO_BENCH_API_SECRET=server.api_secret)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", "room-audio-1",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    assert sorted(results) == ["room-audio-1"]
+    for side in ("rtc_trio", "livekit"):
+        res = results["room-audio-1"][side]
+        assert "error" not in res, f"{side}: {res.get('error')} {res.get('stderr_tail')}"
+        for fig in ROOM_ALWAYS:
+            assert _number(res[fig]), f"{side}: {fig} = {res.get(fig)!r}"
+        assert res["received"] > 0 and res["sent"] > 0, side
+        assert res["streams"] == 1 and res["threads_cpu_us_per_frame"], side
