@@ -1,0 +1,269 @@
+"""Rooms across a LiveKit cluster: one Redis and two livekit-server nodes (tests/cluster.py).
+
+What livekit-server v1.13.5 does, as these tests observe it: a room lives on one node (Redis
+maps room name -> node); a participant's signal connection may go through any node, which
+relays it to the room's node, while media flows to the room's node directly. When a node dies:
+
+- clients whose signal went through it lose their session, wherever their room lives
+  (``Reconnecting`` at once, their remote participants and streams end, then ``Disconnected``
+  once the native retries are spent: they retry the dead node's URL);
+- clients of a room it hosted, connected through a surviving node, get ``Reconnecting`` and
+  then ``Reconnected`` in a fresh copy of the room, which Redis now maps to a surviving node:
+  the room moves, its state does not (those who were on the dead node are gone until they
+  connect again, to a surviving node);
+- rooms and clients on the surviving nodes keep streaming with no event at all; a participant
+  who was on the dead node leaves their view when the server times them out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trio
+
+import rtc_trio as rtc
+from tests.cluster import Cluster, Node, livekit_cluster
+from tests.server import participants
+from tests.test_room_support import (
+    BOUND, RATE, dominant_frequency, publishing_tone, room_name, run, wait_until,
+)
+
+DEAD_NODE_BOUND = 75.0  # the native side retries a dead node before it gives up; a hang fails
+WINDOW = 50  # frames of 10 ms judged together
+COLOUR = (30, 160, 220)
+SIZE = (320, 240)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with livekit_cluster(tmp_path) as running:
+        yield running
+        for node in running.nodes:  # shown when a test fails
+            print(f"--- {node.log.name} ({node.address}, {node.node_id}), last lines:")
+            print("\n".join(line[:300] for line in node.log.read_text().splitlines()[-40:]))
+
+
+@dataclass
+class Member:
+    """A participant joined through one node, with every room event it saw recorded."""
+
+    room: rtc.Room
+    seen: list[object] = field(default_factory=list)
+
+    def saw(self, kind: type) -> bool:
+        return any(isinstance(event, kind) for event in self.seen)
+
+
+@contextlib.asynccontextmanager
+async def joined(node: Node, room: str, identity: str,
+                 frequency: float | None = None) -> AsyncIterator[Member]:
+    """``identity`` in ``room`` through ``node``, publishing a tone at ``frequency`` if given."""
+    async with rtc.connect(node.server.url, node.server.token(identity, room)) as connected:
+        member = Member(connected)
+        events = connected.events(capacity=4096)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_record, events, member.seen)
+            async with contextlib.AsyncExitStack() as stack:
+                if frequency is not None:
+                    await stack.enter_async_context(publishing_tone(connected, frequency))
+                yield member
+            nursery.cancel_scope.cancel()
+
+
+async def _record(events: rtc.RoomEvents, seen: list[object]) -> None:
+    async for event in events:
+        seen.append(event)
+
+
+async def remote_track(member: Member, identity: str, kind: type[rtc.RemoteTrack]) -> rtc.RemoteTrack:
+    """The first subscribed track of ``kind`` that ``identity`` publishes, once there is one."""
+    def find() -> rtc.RemoteTrack | None:
+        who = member.room.remote_participants.get(identity)
+        tracks = [p.track for p in who.track_publications.values()] if who else []
+        return next((t for t in tracks if isinstance(t, kind) and not t.closed), None)
+
+    await wait_until(lambda: find() is not None)
+    found = find()
+    assert found is not None
+    return found
+
+
+@dataclass
+class Heard:
+    """What an audio stream delivered, window by window: (time, dominant frequency, peak)."""
+
+    windows: list[tuple[float, float, int]] = field(default_factory=list)
+    ended: float | None = None
+
+    def since(self, moment: float) -> list[tuple[float, float, int]]:
+        return [w for w in self.windows if w[0] > moment]
+
+
+async def listen(stream: rtc.AudioStream, heard: Heard) -> None:
+    """Judge ``stream`` in windows of 0.5 s until it ends."""
+    chunk: list[np.ndarray] = []
+    async for frame in stream:
+        chunk.append(frame.data[:, 0].copy())
+        if len(chunk) == WINDOW:
+            audio = np.concatenate(chunk)
+            heard.windows.append((time.monotonic(), dominant_frequency(audio, RATE),
+                                  int(np.abs(audio).max())))
+            chunk.clear()
+    heard.ended = time.monotonic()
+
+
+def is_tone(window: tuple[float, float, int], frequency: float) -> bool:
+    return abs(window[1] - frequency) < 20 and window[2] > 2000
+
+
+async def hears(member: Member, identity: str, frequency: float) -> None:
+    """``member`` hears ``identity``'s tone at ``frequency`` (a fresh stream on its track)."""
+    track = await remote_track(member, identity, rtc.RemoteAudioTrack)
+    heard = Heard()
+    async with rtc.open_audio_stream(track) as stream, trio.open_nursery() as nursery:
+        nursery.start_soon(listen, stream, heard)
+        await wait_until(lambda: any(is_tone(w, frequency) for w in heard.windows))
+        nursery.cancel_scope.cancel()
+
+
+async def play_colour(source: rtc.VideoSource) -> None:
+    rgba = np.empty((SIZE[1], SIZE[0], 4), np.uint8)
+    rgba[...] = (*COLOUR, 255)
+    frame = rtc.VideoFrame(*SIZE, rtc.VideoBufferType.RGBA, rgba)
+    index = 0
+    while True:
+        source.capture_frame(frame, timestamp_us=index * 33_333)
+        index += 1
+        await trio.sleep(1 / 30)
+
+
+async def sees_colour(member: Member, identity: str) -> None:
+    """``member`` receives ``identity``'s camera at full size and in its colour."""
+    track = await remote_track(member, identity, rtc.RemoteVideoTrack)
+    async with rtc.open_video_stream(track, format=rtc.VideoBufferType.RGBA) as stream:
+        with trio.fail_after(BOUND):
+            async for frame in stream:
+                if (frame.width, frame.height) != SIZE:
+                    continue  # the encoder may start smaller
+                pixels = frame.data.reshape(SIZE[1], SIZE[0], 4)[..., :3].reshape(-1, 3)
+                if np.all(np.abs(pixels.mean(axis=0) - np.array(COLOUR)) < 25):
+                    return
+    raise AssertionError("the video stream ended before the colour arrived")
+
+
+async def receives_data(sender: Member, receiver: Member, payload: bytes) -> None:
+    """``payload`` published by ``sender`` reaches ``receiver`` with its topic and sender."""
+    count = len(receiver.seen)
+    sender_identity = sender.room.local_participant.identity
+    await sender.room.local_participant.publish_data(payload, topic="cluster")
+    await wait_until(lambda: any(
+        isinstance(e, rtc.DataReceived) and (e.payload, e.topic, e.sender_identity)
+        == (payload, "cluster", sender_identity) for e in receiver.seen[count:]))
+
+
+def test_participants_on_different_nodes_meet(cluster: Cluster) -> None:
+    """alice joins through one node and bob through the other: one room, audio, video, data."""
+    first, second = cluster.nodes
+    name = room_name("cluster")
+
+    async def main() -> None:
+        async with joined(first, name, "alice", 440.0) as alice, \
+                joined(second, name, "bob", 660.0) as bob:
+            await wait_until(lambda: "bob" in alice.room.remote_participants
+                             and "alice" in bob.room.remote_participants)
+            assert cluster.node_hosting(name) in cluster.nodes  # one room, in the shared map
+            for node in cluster.nodes:  # either node's API knows everyone in it
+                listed = await trio.to_thread.run_sync(participants, node.server, name)
+                assert sorted(listed) == ["alice", "bob"]
+            async with rtc.open_video_source(*SIZE) as source:
+                with rtc.LocalVideoTrack.create("cam", source) as camera:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(play_colour, source)
+                        await alice.room.local_participant.publish_track(
+                            camera, rtc.TrackPublishOptions(source=rtc.TrackSource.CAMERA))
+                        await hears(bob, "alice", 440.0)
+                        await hears(alice, "bob", 660.0)
+                        await sees_colour(bob, "alice")
+                        await receives_data(alice, bob, b"from the first node")
+                        await receives_data(bob, alice, b"from the second node")
+                        nursery.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_a_dead_node_takes_only_what_was_on_it(cluster: Cluster) -> None:
+    """Node ``dead`` hosts room ``doomed`` and relays ``stray``'s signal to room ``spared`` on
+    node ``alive``. Killed: its own clients are disconnected, ``doomed`` moves to ``alive`` with
+    the clients that were connected there, and ``spared`` streams on, untouched."""
+    dead, alive = cluster.nodes
+    doomed, spared = room_name("doomed"), room_name("spared")
+    cluster.create_room(doomed, on=dead)
+    cluster.create_room(spared, on=alive)
+    tone = {"lost": 300.0, "mover": 400.0, "steady": 500.0, "keeper": 600.0, "stray": 700.0}
+
+    async def main() -> None:
+        async with joined(dead, doomed, "lost", tone["lost"]) as lost, \
+                joined(alive, doomed, "mover", tone["mover"]) as mover, \
+                joined(alive, spared, "steady", tone["steady"]) as steady, \
+                joined(alive, spared, "keeper", tone["keeper"]) as keeper, \
+                joined(dead, spared, "stray", tone["stray"]) as stray, \
+                trio.open_nursery() as nursery:
+            assert (cluster.node_hosting(doomed), cluster.node_hosting(spared)) == (dead, alive)
+            await hears(mover, "lost", tone["lost"])
+            await hears(steady, "stray", tone["stray"])
+            keeping, straying = Heard(), Heard()
+            for identity, heard in (("keeper", keeping), ("stray", straying)):
+                track = await remote_track(steady, identity, rtc.RemoteAudioTrack)
+                stream = await nursery.start(_open_audio, track)
+                nursery.start_soon(listen, stream, heard)
+            await wait_until(lambda: any(is_tone(w, tone["keeper"]) for w in keeping.windows))
+
+            os.kill(dead.server.pid or 0, signal.SIGKILL)
+            killed = time.monotonic()
+            with trio.fail_after(DEAD_NODE_BOUND):
+                # The clients of the dead node: disconnected, whichever node hosts their room.
+                await wait_until(lambda: lost.saw(rtc.Disconnected) and stray.saw(rtc.Disconnected),
+                                 timeout=DEAD_NODE_BOUND)
+                # The room moved: mover is back, in a room on the surviving node.
+                await wait_until(lambda: mover.saw(rtc.Reconnected), timeout=DEAD_NODE_BOUND)
+                assert cluster.node_hosting(doomed) == alive
+                # The spared room sees stray go when the server times them out.
+                await wait_until(lambda: straying.ended is not None
+                                 and "stray" not in steady.room.remote_participants,
+                                 timeout=DEAD_NODE_BOUND)
+            assert lost.room.connection_state == rtc.ConnectionState.DISCONNECTED
+            assert not lost.room.remote_participants
+            # The survivors streamed on: every window since the kill is keeper's tone, on the
+            # same stream, and neither of them saw a connection event.
+            await trio.sleep(1.0)
+            after = keeping.since(killed)
+            assert len(after) >= 2 and all(is_tone(w, tone["keeper"]) for w in after), after
+            assert keeping.ended is None
+            for member in (steady, keeper):
+                assert not member.saw(rtc.Reconnecting) and not member.saw(rtc.Disconnected)
+            assert "keeper" in steady.room.remote_participants
+            # Connecting again, to the surviving node, lost meets mover in the moved room.
+            async with joined(alive, doomed, "lost", tone["lost"]) as back:
+                await hears(back, "mover", tone["mover"])
+                await hears(mover, "lost", tone["lost"])
+            print(f"killed {dead.node_id}; {doomed} now on {alive.node_id}; "
+                  f"{time.monotonic() - killed:.1f} s after the kill")
+            nursery.cancel_scope.cancel()
+
+    run(main, bound=2 * DEAD_NODE_BOUND)
+
+
+async def _open_audio(track: rtc.RemoteTrack, *,
+                      task_status: trio.TaskStatus[rtc.AudioStream] = trio.TASK_STATUS_IGNORED) -> None:
+    """Open a stream on ``track`` in a task of its own, hand it over, keep it open till cancelled."""
+    async with rtc.open_audio_stream(track) as stream:
+        task_status.started(stream)
+        await trio.sleep_forever()
