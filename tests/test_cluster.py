@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import trio
 
@@ -33,7 +34,7 @@ import rtc_trio as rtc
 from tests.cluster import Cluster, Node, livekit_cluster
 from tests.server import participants
 from tests.test_room_support import (
-    BOUND, RATE, dominant_frequency, publishing_tone, room_name, run, wait_until,
+    BOUND, RATE, dominant_frequency, play_tone, room_name, run, wait_until,
 )
 
 DEAD_NODE_BOUND = 75.0  # the native side retries a dead node before it gives up; a hang fails
@@ -53,34 +54,40 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 @dataclass
 class Member:
-    """A participant joined through one node, with every room event it saw recorded."""
+    """A participant joined through one node, with the room events it saw so far."""
 
     room: rtc.Room
-    seen: list[object] = field(default_factory=list)
+    events: rtc.RoomEvents
+    seen: list[rtc.RoomEvent] = field(default_factory=list)
+
+    def drain(self) -> list[rtc.RoomEvent]:
+        """Every event seen so far (reads what the channel buffered, without waiting)."""
+        with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
+            while True:
+                self.seen.append(self.events.receive_nowait())
+        return self.seen
 
     def saw(self, kind: type) -> bool:
-        return any(isinstance(event, kind) for event in self.seen)
+        """Whether an event of ``kind`` arrived."""
+        return any(isinstance(event, kind) for event in self.drain())
 
 
 @contextlib.asynccontextmanager
-async def joined(node: Node, room: str, identity: str,
-                 frequency: float | None = None) -> AsyncIterator[Member]:
-    """``identity`` in ``room`` through ``node``, publishing a tone at ``frequency`` if given."""
+async def joined(node: Node, room: str, identity: str) -> AsyncIterator[Member]:
+    """``identity`` in ``room`` through ``node``."""
     async with rtc.connect(node.server.url, node.server.token(identity, room)) as connected:
-        member = Member(connected)
-        events = connected.events(capacity=4096)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_record, events, member.seen)
-            async with contextlib.AsyncExitStack() as stack:
-                if frequency is not None:
-                    await stack.enter_async_context(publishing_tone(connected, frequency))
-                yield member
-            nursery.cancel_scope.cancel()
+        yield Member(connected, connected.events(capacity=4096))
 
 
-async def _record(events: rtc.RoomEvents, seen: list[object]) -> None:
-    async for event in events:
-        seen.append(event)
+async def speak(room: rtc.Room, frequency: float, *,
+                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Publish a microphone track playing ``frequency`` (started once published), until cancelled."""
+    async with rtc.open_audio_source(RATE, 1, queue_size_ms=200) as source:
+        with rtc.LocalAudioTrack.create("tone", source) as track:
+            await room.local_participant.publish_track(
+                track, rtc.TrackPublishOptions(source=rtc.TrackSource.MICROPHONE))
+            task_status.started()
+            await play_tone(source, frequency)
 
 
 async def remote_track(member: Member, identity: str, kind: type[rtc.RemoteTrack]) -> rtc.RemoteTrack:
@@ -96,20 +103,23 @@ async def remote_track(member: Member, identity: str, kind: type[rtc.RemoteTrack
     return found
 
 
+Window = tuple[float, float, int]  # when, dominant frequency, peak
+
+
 @dataclass
 class Heard:
-    """What an audio stream delivered, window by window: (time, dominant frequency, peak)."""
+    """What an audio stream delivered, judged in windows of 0.5 s."""
 
-    windows: list[tuple[float, float, int]] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)
     ended: float | None = None
 
-    def since(self, moment: float) -> list[tuple[float, float, int]]:
+    def since(self, moment: float) -> list[Window]:
         return [w for w in self.windows if w[0] > moment]
 
 
-async def listen(stream: rtc.AudioStream, heard: Heard) -> None:
-    """Judge ``stream`` in windows of 0.5 s until it ends."""
-    chunk: list[np.ndarray] = []
+async def listen(stream: rtc.AudioStream, heard: Heard, until: float | None = None) -> None:
+    """Judge ``stream`` window by window until it ends, or until a window has ``until``'s tone."""
+    chunk: list[npt.NDArray[np.int16]] = []
     async for frame in stream:
         chunk.append(frame.data[:, 0].copy())
         if len(chunk) == WINDOW:
@@ -117,10 +127,12 @@ async def listen(stream: rtc.AudioStream, heard: Heard) -> None:
             heard.windows.append((time.monotonic(), dominant_frequency(audio, RATE),
                                   int(np.abs(audio).max())))
             chunk.clear()
+            if until is not None and is_tone(heard.windows[-1], until):
+                return
     heard.ended = time.monotonic()
 
 
-def is_tone(window: tuple[float, float, int], frequency: float) -> bool:
+def is_tone(window: Window, frequency: float) -> bool:
     return abs(window[1] - frequency) < 20 and window[2] > 2000
 
 
@@ -128,10 +140,10 @@ async def hears(member: Member, identity: str, frequency: float) -> None:
     """``member`` hears ``identity``'s tone at ``frequency`` (a fresh stream on its track)."""
     track = await remote_track(member, identity, rtc.RemoteAudioTrack)
     heard = Heard()
-    async with rtc.open_audio_stream(track) as stream, trio.open_nursery() as nursery:
-        nursery.start_soon(listen, stream, heard)
-        await wait_until(lambda: any(is_tone(w, frequency) for w in heard.windows))
-        nursery.cancel_scope.cancel()
+    async with rtc.open_audio_stream(track) as stream:
+        with trio.fail_after(BOUND):
+            await listen(stream, heard, until=frequency)
+    assert heard.ended is None, f"{identity}'s stream ended before the tone: {heard.windows}"
 
 
 async def play_colour(source: rtc.VideoSource) -> None:
@@ -161,12 +173,12 @@ async def sees_colour(member: Member, identity: str) -> None:
 
 async def receives_data(sender: Member, receiver: Member, payload: bytes) -> None:
     """``payload`` published by ``sender`` reaches ``receiver`` with its topic and sender."""
-    count = len(receiver.seen)
+    count = len(receiver.drain())
     sender_identity = sender.room.local_participant.identity
     await sender.room.local_participant.publish_data(payload, topic="cluster")
     await wait_until(lambda: any(
         isinstance(e, rtc.DataReceived) and (e.payload, e.topic, e.sender_identity)
-        == (payload, "cluster", sender_identity) for e in receiver.seen[count:]))
+        == (payload, "cluster", sender_identity) for e in receiver.drain()[count:]))
 
 
 def test_participants_on_different_nodes_meet(cluster: Cluster) -> None:
@@ -175,26 +187,26 @@ def test_participants_on_different_nodes_meet(cluster: Cluster) -> None:
     name = room_name("cluster")
 
     async def main() -> None:
-        async with joined(first, name, "alice", 440.0) as alice, \
-                joined(second, name, "bob", 660.0) as bob:
+        async with joined(first, name, "alice") as alice, joined(second, name, "bob") as bob, \
+                rtc.open_video_source(*SIZE) as source, trio.open_nursery() as nursery:
             await wait_until(lambda: "bob" in alice.room.remote_participants
                              and "alice" in bob.room.remote_participants)
             assert cluster.node_hosting(name) in cluster.nodes  # one room, in the shared map
             for node in cluster.nodes:  # either node's API knows everyone in it
                 listed = await trio.to_thread.run_sync(participants, node.server, name)
                 assert sorted(listed) == ["alice", "bob"]
-            async with rtc.open_video_source(*SIZE) as source:
-                with rtc.LocalVideoTrack.create("cam", source) as camera:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(play_colour, source)
-                        await alice.room.local_participant.publish_track(
-                            camera, rtc.TrackPublishOptions(source=rtc.TrackSource.CAMERA))
-                        await hears(bob, "alice", 440.0)
-                        await hears(alice, "bob", 660.0)
-                        await sees_colour(bob, "alice")
-                        await receives_data(alice, bob, b"from the first node")
-                        await receives_data(bob, alice, b"from the second node")
-                        nursery.cancel_scope.cancel()
+            await nursery.start(speak, alice.room, 440.0)
+            await nursery.start(speak, bob.room, 660.0)
+            with rtc.LocalVideoTrack.create("cam", source) as camera:
+                nursery.start_soon(play_colour, source)
+                await alice.room.local_participant.publish_track(
+                    camera, rtc.TrackPublishOptions(source=rtc.TrackSource.CAMERA))
+                await hears(bob, "alice", 440.0)
+                await hears(alice, "bob", 660.0)
+                await sees_colour(bob, "alice")
+                await receives_data(alice, bob, b"from the first node")
+                await receives_data(bob, alice, b"from the second node")
+                nursery.cancel_scope.cancel()
 
     run(main)
 
@@ -207,56 +219,61 @@ def test_a_dead_node_takes_only_what_was_on_it(cluster: Cluster) -> None:
     doomed, spared = room_name("doomed"), room_name("spared")
     cluster.create_room(doomed, on=dead)
     cluster.create_room(spared, on=alive)
-    tone = {"lost": 300.0, "mover": 400.0, "steady": 500.0, "keeper": 600.0, "stray": 700.0}
+    who = {"lost": (dead, doomed, 300.0), "mover": (alive, doomed, 400.0),
+           "steady": (alive, spared, 500.0), "keeper": (alive, spared, 600.0),
+           "stray": (dead, spared, 700.0)}
+    tone = {identity: frequency for identity, (_, _, frequency) in who.items()}
 
     async def main() -> None:
-        async with joined(dead, doomed, "lost", tone["lost"]) as lost, \
-                joined(alive, doomed, "mover", tone["mover"]) as mover, \
-                joined(alive, spared, "steady", tone["steady"]) as steady, \
-                joined(alive, spared, "keeper", tone["keeper"]) as keeper, \
-                joined(dead, spared, "stray", tone["stray"]) as stray, \
-                trio.open_nursery() as nursery:
+        async with contextlib.AsyncExitStack() as stack:
+            m = {identity: await stack.enter_async_context(joined(node, room, identity))
+                 for identity, (node, room, _) in who.items()}
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            stack.callback(nursery.cancel_scope.cancel)  # runs first: the tasks end before the rooms
+            for identity in who:
+                await nursery.start(speak, m[identity].room, tone[identity])
             assert (cluster.node_hosting(doomed), cluster.node_hosting(spared)) == (dead, alive)
-            await hears(mover, "lost", tone["lost"])
-            await hears(steady, "stray", tone["stray"])
+            await hears(m["mover"], "lost", tone["lost"])
+            await hears(m["steady"], "stray", tone["stray"])
             keeping, straying = Heard(), Heard()
             for identity, heard in (("keeper", keeping), ("stray", straying)):
-                track = await remote_track(steady, identity, rtc.RemoteAudioTrack)
+                track = await remote_track(m["steady"], identity, rtc.RemoteAudioTrack)
                 stream = await nursery.start(_open_audio, track)
                 nursery.start_soon(listen, stream, heard)
             await wait_until(lambda: any(is_tone(w, tone["keeper"]) for w in keeping.windows))
 
             os.kill(dead.server.pid or 0, signal.SIGKILL)
             killed = time.monotonic()
-            with trio.fail_after(DEAD_NODE_BOUND):
-                # The clients of the dead node: disconnected, whichever node hosts their room.
-                await wait_until(lambda: lost.saw(rtc.Disconnected) and stray.saw(rtc.Disconnected),
-                                 timeout=DEAD_NODE_BOUND)
-                # The room moved: mover is back, in a room on the surviving node.
-                await wait_until(lambda: mover.saw(rtc.Reconnected), timeout=DEAD_NODE_BOUND)
-                assert cluster.node_hosting(doomed) == alive
-                # The spared room sees stray go when the server times them out.
-                await wait_until(lambda: straying.ended is not None
-                                 and "stray" not in steady.room.remote_participants,
-                                 timeout=DEAD_NODE_BOUND)
-            assert lost.room.connection_state == rtc.ConnectionState.DISCONNECTED
-            assert not lost.room.remote_participants
+            # The clients of the dead node: disconnected, whichever node hosts their room.
+            await wait_until(lambda: m["lost"].saw(rtc.Disconnected)
+                             and m["stray"].saw(rtc.Disconnected), timeout=DEAD_NODE_BOUND)
+            assert m["lost"].room.connection_state == rtc.ConnectionState.DISCONNECTED
+            assert not m["lost"].room.remote_participants
+            # The room moved: mover is back, in a room on the surviving node.
+            await wait_until(lambda: m["mover"].saw(rtc.Reconnected), timeout=DEAD_NODE_BOUND)
+            assert cluster.node_hosting(doomed) == alive
+            # The spared room sees stray go when the server times them out.
+            await wait_until(lambda: straying.ended is not None
+                             and "stray" not in m["steady"].room.remote_participants,
+                             timeout=DEAD_NODE_BOUND)
             # The survivors streamed on: every window since the kill is keeper's tone, on the
             # same stream, and neither of them saw a connection event.
             await trio.sleep(1.0)
             after = keeping.since(killed)
             assert len(after) >= 2 and all(is_tone(w, tone["keeper"]) for w in after), after
             assert keeping.ended is None
-            for member in (steady, keeper):
-                assert not member.saw(rtc.Reconnecting) and not member.saw(rtc.Disconnected)
-            assert "keeper" in steady.room.remote_participants
+            for identity in ("steady", "keeper"):
+                assert not m[identity].saw(rtc.Reconnecting), identity
+                assert not m[identity].saw(rtc.Disconnected), identity
+            assert "keeper" in m["steady"].room.remote_participants
             # Connecting again, to the surviving node, lost meets mover in the moved room.
-            async with joined(alive, doomed, "lost", tone["lost"]) as back:
+            async with joined(alive, doomed, "lost") as back, trio.open_nursery() as again:
+                await again.start(speak, back.room, tone["lost"])
                 await hears(back, "mover", tone["mover"])
-                await hears(mover, "lost", tone["lost"])
+                await hears(m["mover"], "lost", tone["lost"])
+                again.cancel_scope.cancel()
             print(f"killed {dead.node_id}; {doomed} now on {alive.node_id}; "
                   f"{time.monotonic() - killed:.1f} s after the kill")
-            nursery.cancel_scope.cancel()
 
     run(main, bound=2 * DEAD_NODE_BOUND)
 
