@@ -22,8 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from tests import run as runner
 from tests.server import TestServer
 
@@ -88,15 +86,24 @@ def redis_command(address: str, *args: str) -> str:
 
 
 def redis_server_binary() -> str:
-    """``$RTC_TRIO_REDIS_SERVER`` (set by tests/run.py), or redis-server on this machine;
-    the calling test fails (under tests/run.py) or skips without one."""
+    """``$RTC_TRIO_REDIS_SERVER`` (set by tests/run.py), or redis-server on this machine."""
     found = os.environ.get("RTC_TRIO_REDIS_SERVER") or runner._find("redis-server")
-    if found:
-        return found
-    message = "no redis-server: tests/run.py installs it (apt-get) before it starts the tests"
-    if os.environ.get("RTC_TRIO_REQUIRE_SERVER") == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    if not found:
+        raise runner.SetupError("no redis-server: tests/run.py installs it (apt-get) before it "
+                                "starts the tests")
+    return found
+
+
+def unavailable() -> str | None:
+    """Why a cluster cannot run here (None if it can): it needs root inside tests/run.py's
+    namespace, and redis-server."""
+    if not current_namespace():
+        return "a cluster needs root, inside the namespace tests/run.py makes"
+    try:
+        redis_server_binary()
+    except runner.SetupError as exc:
+        return str(exc)
+    return None
 
 
 def current_namespace() -> str:
@@ -178,15 +185,13 @@ def livekit_cluster(log_dir: Path, nodes: int = 2, shared_redis: bool = True) ->
     """Redis and ``nodes`` livekit-server nodes sharing it (each its own address and ports).
 
     With ``shared_redis=False`` the nodes get no ``redis:`` section: each is a cluster of one
-    (what a misconfigured deployment looks like). Skips or fails the calling test when it
-    cannot run here: it needs root inside tests/run.py's namespace.
+    (what a misconfigured deployment looks like). Raises ``SetupError`` when it cannot run
+    here (see :func:`unavailable`).
     """
+    reason = unavailable()
+    if reason:
+        raise runner.SetupError(reason)
     namespace = current_namespace()
-    if not namespace:
-        message = "a cluster needs root, inside the namespace tests/run.py makes"
-        if os.environ.get("RTC_TRIO_REQUIRE_SERVER") == "1":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
     binary = runner.ensure_server_binary()
     keys = runner.new_keys()
     with _restored_signals(), _cluster_link(1 + nodes) as addresses, \

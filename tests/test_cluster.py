@@ -18,8 +18,11 @@ relays it to the room's node, while media flows to the room's node directly. Whe
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -31,12 +34,13 @@ import pytest
 import trio
 
 import rtc_trio as rtc
-from tests.cluster import Cluster, Node, livekit_cluster
+from tests.cluster import Cluster, Node, livekit_cluster, unavailable
 from tests.server import participants
 from tests.test_room_support import (
     BOUND, RATE, dominant_frequency, play_tone, room_name, run, wait_until,
 )
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DEAD_NODE_BOUND = 75.0  # the native side retries a dead node before it gives up; a hang fails
 WINDOW = 50  # frames of 10 ms judged together
 COLOUR = (30, 160, 220)
@@ -45,6 +49,11 @@ SIZE = (320, 240)
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    reason = unavailable()
+    if reason and os.environ.get("RTC_TRIO_REQUIRE_SERVER") == "1":
+        pytest.fail(f"{reason} (RTC_TRIO_REQUIRE_SERVER=1 is set)", pytrace=False)
+    if reason:
+        pytest.skip(reason)
     with livekit_cluster(tmp_path) as running:
         yield running
         for node in running.nodes:  # shown when a test fails
@@ -90,11 +99,14 @@ async def speak(room: rtc.Room, frequency: float, *,
             await play_tone(source, frequency)
 
 
-async def remote_track(member: Member, identity: str, kind: type[rtc.RemoteTrack]) -> rtc.RemoteTrack:
-    """The first subscribed track of ``kind`` that ``identity`` publishes, once there is one."""
+async def remote_track(member: Member, identity: str, kind: type[rtc.RemoteTrack],
+                       name: str | None = None) -> rtc.RemoteTrack:
+    """The first subscribed track of ``kind`` (named ``name``, if given) that ``identity``
+    publishes, once there is one."""
     def find() -> rtc.RemoteTrack | None:
         who = member.room.remote_participants.get(identity)
-        tracks = [p.track for p in who.track_publications.values()] if who else []
+        tracks = [p.track for p in who.track_publications.values()
+                  if name is None or p.name == name] if who else []
         return next((t for t in tracks if isinstance(t, kind) and not t.closed), None)
 
     await wait_until(lambda: find() is not None)
@@ -136,9 +148,10 @@ def is_tone(window: Window, frequency: float) -> bool:
     return abs(window[1] - frequency) < 20 and window[2] > 2000
 
 
-async def hears(member: Member, identity: str, frequency: float) -> None:
-    """``member`` hears ``identity``'s tone at ``frequency`` (a fresh stream on its track)."""
-    track = await remote_track(member, identity, rtc.RemoteAudioTrack)
+async def hears(member: Member, identity: str, frequency: float, name: str | None = None) -> None:
+    """``member`` hears ``identity``'s tone at ``frequency`` (a fresh stream on its track, the
+    one named ``name`` if given)."""
+    track = await remote_track(member, identity, rtc.RemoteAudioTrack, name)
     heard = Heard()
     async with rtc.open_audio_stream(track) as stream:
         with trio.fail_after(BOUND):
@@ -181,6 +194,33 @@ async def receives_data(sender: Member, receiver: Member, payload: bytes) -> Non
         == (payload, "cluster", sender_identity) for e in receiver.drain()[count:]))
 
 
+@contextlib.asynccontextmanager
+async def echo_agent(urls: list[str], key: str, secret: str, rooms: list[str],
+                     report: dict[str, int]) -> AsyncIterator[None]:
+    """examples/many_rooms.py serving ``rooms`` through ``urls`` for the block; once
+    interrupted at its end, what it reports goes into ``report``."""
+    command = [sys.executable, str(EXAMPLES / "many_rooms.py"), "--json", "--api-key", key,
+               "--api-secret", secret, "--rooms", *rooms]
+    for url in urls:
+        command += ["--url", url]
+    agent = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
+    try:
+        yield
+        agent.send_signal(signal.SIGINT)  # it leaves every room and reports
+        output = b""
+        with trio.fail_after(BOUND):
+            assert agent.stdout is not None
+            while chunk := await agent.stdout.receive_some():
+                output += chunk
+            await agent.wait()
+        assert agent.returncode == 0, agent.returncode
+        report.update(json.loads(output.decode().strip().splitlines()[-1]))
+    finally:
+        agent.kill()  # a no-op once it exited
+        with trio.CancelScope(shield=True), trio.move_on_after(BOUND):
+            await agent.wait()
+
+
 def test_participants_on_different_nodes_meet(cluster: Cluster) -> None:
     """alice joins through one node and bob through the other: one room, audio, video, data."""
     first, second = cluster.nodes
@@ -214,7 +254,8 @@ def test_participants_on_different_nodes_meet(cluster: Cluster) -> None:
 def test_a_dead_node_takes_only_what_was_on_it(cluster: Cluster) -> None:
     """Node ``dead`` hosts room ``doomed`` and relays ``stray``'s signal to room ``spared`` on
     node ``alive``. Killed: its own clients are disconnected, ``doomed`` moves to ``alive`` with
-    the clients that were connected there, and ``spared`` streams on, untouched."""
+    the clients that were connected there, and ``spared`` streams on, untouched. An echo agent
+    that joined through ``dead`` comes back through ``alive``, as lost does."""
     dead, alive = cluster.nodes
     doomed, spared = room_name("doomed"), room_name("spared")
     cluster.create_room(doomed, on=dead)
@@ -224,8 +265,14 @@ def test_a_dead_node_takes_only_what_was_on_it(cluster: Cluster) -> None:
            "stray": (dead, spared, 700.0)}
     tone = {identity: frequency for identity, (_, _, frequency) in who.items()}
 
+    report: dict[str, int] = {}
+
     async def main() -> None:
         async with contextlib.AsyncExitStack() as stack:
+            # An echo agent (examples/many_rooms.py) in doomed, through dead, then alive.
+            await stack.enter_async_context(echo_agent(
+                [dead.server.url, alive.server.url], dead.server.api_key,
+                dead.server.api_secret, [doomed], report))
             m = {identity: await stack.enter_async_context(joined(node, room, identity))
                  for identity, (node, room, _) in who.items()}
             nursery = await stack.enter_async_context(trio.open_nursery())
@@ -234,6 +281,7 @@ def test_a_dead_node_takes_only_what_was_on_it(cluster: Cluster) -> None:
                 await nursery.start(speak, m[identity].room, tone[identity])
             assert (cluster.node_hosting(doomed), cluster.node_hosting(spared)) == (dead, alive)
             await hears(m["mover"], "lost", tone["lost"])
+            await hears(m["mover"], "echo-agent", tone["mover"], name="echo-mover")
             await hears(m["steady"], "stray", tone["stray"])
             keeping, straying = Heard(), Heard()
             for identity, heard in (("keeper", keeping), ("stray", straying)):
@@ -272,10 +320,13 @@ def test_a_dead_node_takes_only_what_was_on_it(cluster: Cluster) -> None:
                 await hears(back, "mover", tone["mover"])
                 await hears(m["mover"], "lost", tone["lost"])
                 again.cancel_scope.cancel()
+            # The agent left the dead node and came back through the other URL.
+            await hears(m["mover"], "echo-agent", tone["mover"], name="echo-mover")
             print(f"killed {dead.node_id}; {doomed} now on {alive.node_id}; "
                   f"{time.monotonic() - killed:.1f} s after the kill")
 
     run(main, bound=2 * DEAD_NODE_BOUND)
+    assert report["room_failures"] == 0 and report["streams"] == 0, report
 
 
 async def _open_audio(track: rtc.RemoteTrack, *,
@@ -284,3 +335,28 @@ async def _open_audio(track: rtc.RemoteTrack, *,
     async with rtc.open_audio_stream(track) as stream:
         task_status.started(stream)
         await trio.sleep_forever()
+
+
+def test_many_rooms_example_serves_rooms_across_the_cluster(cluster: Cluster) -> None:
+    """examples/many_rooms.py, one process through one node, echoes callers in three rooms who
+    join through the other node; it reports what it served when interrupted."""
+    agent_node, caller_node = cluster.nodes
+    rooms = [room_name(f"many-{i}") for i in range(3)]
+    report: dict[str, int] = {}
+
+    async def caller(room: str, frequency: float) -> None:
+        async with joined(caller_node, room, "caller") as me, trio.open_nursery() as nursery:
+            await nursery.start(speak, me.room, frequency)
+            await hears(me, "echo-agent", frequency)  # its own voice, echoed
+            nursery.cancel_scope.cancel()
+
+    async def main() -> None:
+        server = agent_node.server
+        async with echo_agent([server.url], server.api_key, server.api_secret, rooms, report), \
+                trio.open_nursery() as nursery:
+            for room, frequency in zip(rooms, (330.0, 440.0, 550.0)):
+                nursery.start_soon(caller, room, frequency)
+
+    run(main)
+    assert report["streams_total"] >= 3 and report["frames"] > 0, report
+    assert report["room_failures"] == 0 and report["streams"] == 0, report
