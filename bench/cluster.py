@@ -58,6 +58,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # -- the caller process: joins every room, speaks, times the echo frames ----------------------
 
 async def _caller(url: str, token: str, arrivals: list[float]) -> None:
+    """``_call``, joining again whenever the connect fails (a loaded host can be slow)."""
+    import trio
+
+    import rtc_trio as rtc
+
+    while True:
+        try:
+            return await _call(url, token, arrivals)
+        except rtc.ConnectError as exc:
+            print(f"bench/cluster.py: caller: {exc}; joining again", file=sys.stderr, flush=True)
+            await trio.sleep(1.0)
+
+
+async def _call(url: str, token: str, arrivals: list[float]) -> None:
     """Join, publish a 440 Hz tone, and note the arrival time of every echo frame."""
     import numpy as np
     import trio
