@@ -2,8 +2,10 @@
 
 As root, and unless ``RTC_TRIO_TEST_URL`` points at a server already, it runs pytest inside a
 network namespace of its own next to a real livekit-server that listens on the namespace's veth
-address; everything is torn down afterwards. Otherwise it runs plain pytest, where the tests that
-need a server skip.
+address; everything is torn down afterwards. It also provides ``redis-server`` (apt-get, before
+entering the namespace, which has no way out) for the cluster tests, which start Redis and
+livekit-server nodes of their own (tests/cluster.py). Otherwise it runs plain pytest, where the
+tests that need a server skip.
 """
 
 from __future__ import annotations
