@@ -2,8 +2,10 @@
 
 As root, and unless ``RTC_TRIO_TEST_URL`` points at a server already, it runs pytest inside a
 network namespace of its own next to a real livekit-server that listens on the namespace's veth
-address; everything is torn down afterwards. Otherwise it runs plain pytest, where the tests that
-need a server skip.
+address; everything is torn down afterwards. It also provides ``redis-server`` (apt-get, before
+entering the namespace, which has no way out) for the cluster tests, which start Redis and
+livekit-server nodes of their own (tests/cluster.py). Otherwise it runs plain pytest, where the
+tests that need a server skip.
 """
 
 from __future__ import annotations
@@ -97,20 +99,36 @@ def ensure_server_binary() -> Path:
     return binary
 
 
-def ip_binary() -> str:
-    """Return the path of iproute2's ``ip``, installing iproute2 with apt-get if it is missing."""
-    found = shutil.which("ip") or next(
-        (p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip") if os.access(p, os.X_OK)), None)
+def _find(name: str) -> str | None:
+    """The path of executable ``name`` on PATH or in the sbin/bin directories, if any."""
+    return shutil.which(name) or next(
+        (p for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+         if os.access(p := f"{d}/{name}", os.X_OK)), None)
+
+
+def _apt_installed(name: str, package: str) -> str:
+    """Return the path of executable ``name``, installing ``package`` with apt-get if missing."""
+    found = _find(name)
     if found:
         return found
-    print("run.py: installing iproute2 with apt-get", flush=True)
+    print(f"run.py: installing {package} with apt-get", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "iproute2"]):
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", package]):
         subprocess.run(command, env=env, check=False)
-    found = shutil.which("ip") or ("/usr/sbin/ip" if os.access("/usr/sbin/ip", os.X_OK) else None)
+    found = _find(name)
     if not found:
-        raise SetupError("`ip` (iproute2) is missing and could not be installed")
+        raise SetupError(f"`{name}` ({package}) is missing and could not be installed")
     return found
+
+
+def ip_binary() -> str:
+    """Return the path of iproute2's ``ip``, installing iproute2 with apt-get if it is missing."""
+    return _apt_installed("ip", "iproute2")
+
+
+def redis_binary() -> str:
+    """Return the path of ``redis-server`` (for the cluster tests), installing it if missing."""
+    return _apt_installed("redis-server", "redis-server")
 
 
 def _ip(*args: str) -> None:
@@ -170,23 +188,49 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 0.0) -> None:
     proc.wait()
 
 
-def _config(addr: str) -> str:
-    """The server's YAML config; STUN points at the namespace too, never at a public server."""
-    return (f"port: {HTTP_PORT}\n"
+@dataclass(frozen=True)
+class Ports:
+    """The ports one livekit-server listens on: HTTP/websocket, ICE over TCP, the UDP range."""
+
+    http: int
+    rtc_tcp: int
+    udp: tuple[int, int]
+
+
+def default_ports() -> Ports:
+    """The ports of the shared test server (read at call time: a test may patch them)."""
+    return Ports(HTTP_PORT, RTC_TCP_PORT, UDP_PORTS)
+
+
+def _config(addr: str, ports: Ports, extra: str = "") -> str:
+    """The server's YAML config; STUN points at the namespace too, never at a public server.
+    ``extra`` is appended as top-level YAML (``redis:``, ``region:``, ...)."""
+    return (f"port: {ports.http}\n"
             "rtc:\n"
-            f"  tcp_port: {RTC_TCP_PORT}\n"
-            f"  port_range_start: {UDP_PORTS[0]}\n"
-            f"  port_range_end: {UDP_PORTS[1]}\n"
+            f"  tcp_port: {ports.rtc_tcp}\n"
+            f"  port_range_start: {ports.udp[0]}\n"
+            f"  port_range_end: {ports.udp[1]}\n"
             "  use_external_ip: false\n"
-            f"  stun_servers: ['{addr}:3478']\n")
+            f"  stun_servers: ['{addr}:3478']\n" + extra)
+
+
+def new_keys() -> tuple[str, str]:
+    """A fresh API key and secret."""
+    return f"API{secrets.token_hex(6)}", f"secret{secrets.token_hex(24)}"
 
 
 @contextlib.contextmanager
-def livekit_server(ns: str, addr: str, binary: Path, log: Path) -> Iterator[LiveServer]:
-    """Run livekit-server in namespace ``ns`` on ``addr``, logging to ``log``; stop it after."""
-    key, secret = f"API{secrets.token_hex(6)}", f"secret{secrets.token_hex(24)}"
+def livekit_server(ns: str, addr: str, binary: Path, log: Path, *, ports: Ports | None = None,
+                   keys: tuple[str, str] | None = None,
+                   extra_config: str = "") -> Iterator[LiveServer]:
+    """Run livekit-server in namespace ``ns`` on ``addr``, logging to ``log``; stop it after.
+
+    ``ports`` default to the shared server's, ``keys`` to fresh ones; ``extra_config`` is
+    appended to the config (the nodes of a cluster share keys and a ``redis:`` section)."""
+    ports = ports or default_ports()
+    key, secret = keys or new_keys()
     command = [ip_binary(), "netns", "exec", ns, str(binary), "--bind", addr, "--node-ip", addr,
-               "--keys", f"{key}: {secret}", "--config-body", _config(addr)]
+               "--keys", f"{key}: {secret}", "--config-body", _config(addr, ports, extra_config)]
     started = time.monotonic()
     with open(log, "wb") as log_file:
         server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
@@ -194,10 +238,10 @@ def livekit_server(ns: str, addr: str, binary: Path, log: Path) -> Iterator[Live
                                   env={"PATH": os.environ.get("PATH", ""), "HOME": str(Path.home())},
                                   preexec_fn=_die_with_parent)
     try:
-        _wait_until_ready(server, ns, f"http://{addr}:{HTTP_PORT}/")
-        print(f"run.py: livekit-server {addr}:{HTTP_PORT} (pid {server.pid}, namespace {ns}) "
+        _wait_until_ready(server, ns, f"http://{addr}:{ports.http}/")
+        print(f"run.py: livekit-server {addr}:{ports.http} (pid {server.pid}, namespace {ns}) "
               f"ready in {time.monotonic() - started:.2f} s", flush=True)
-        yield LiveServer(server.pid, f"ws://{addr}:{HTTP_PORT}", key, secret)
+        yield LiveServer(server.pid, f"ws://{addr}:{ports.http}", key, secret)
     finally:
         _ignore_signals()
         _stop(server)
@@ -240,9 +284,19 @@ def _print_log_tail(log: Path, lines: int = 200) -> None:
         print(f"run.py: last {len(tail)} lines of {log.name}:", *tail, sep="\n", file=sys.stderr)
 
 
+def _redis_env() -> dict[str, str]:
+    """``RTC_TRIO_REDIS_SERVER`` for the cluster tests, installing redis-server here if missing
+    (inside the namespace there is no network to install it from)."""
+    try:
+        return {"RTC_TRIO_REDIS_SERVER": redis_binary()}
+    except SetupError as exc:
+        print(f"run.py: warning: {exc}; the cluster tests will fail", file=sys.stderr, flush=True)
+        return {}
+
+
 def _run_with_server(args: Sequence[str]) -> int:
     """Run pytest in a fresh namespace next to a fresh livekit-server."""
-    binary = ensure_server_binary()
+    binary, redis = ensure_server_binary(), _redis_env()
     with tempfile.TemporaryDirectory(prefix="rtc_trio-") as tmp, network_namespace() as ns:
         log, code = Path(tmp) / "livekit-server.log", 1
         try:
@@ -250,7 +304,7 @@ def _run_with_server(args: Sequence[str]) -> int:
                 env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
                 env.update(RTC_TRIO_TEST_URL=server.url, RTC_TRIO_TEST_API_KEY=server.api_key,
                            RTC_TRIO_TEST_API_SECRET=server.api_secret,
-                           RTC_TRIO_REQUIRE_SERVER="1")
+                           RTC_TRIO_REQUIRE_SERVER="1", **redis)
                 code = run_pytest([ip_binary(), "netns", "exec", ns.name], args, env)
                 return code
         finally:
