@@ -19,6 +19,8 @@ Scenarios (JSON ``results`` keys in brackets when they differ):
   video-720p          [video-720p, video-720p-paced] RGBA 1280x720 captured, received as RGBA:
                       unpaced (capture, yield once, repeat) and paced at 30 fps
   video-1080p         [video-1080p, video-1080p-paced] the same at 1920x1080
+  aio-audio-1         audio-1 and audio-100 written as asyncio code (tasks, gather): rtc_trio
+  aio-audio-100       through rtc_trio.aio on trio-asyncio; the official side runs its audio-N
   zero-copy           720p RGBA frames sent one at a time under tracemalloc: Python-heap bytes
                       per received frame (peak growth, transients included) against the payload
                       size; ``py_heap_retained_bytes_per_frame`` is what a received frame keeps
@@ -54,6 +56,12 @@ HERE = Path(__file__).resolve().parent
 SIDES = {"rtc_trio": HERE / "side_rtc_trio.py", "livekit": HERE / "side_livekit.py"}
 SCENARIOS = ["audio-1", "audio-100", "audio-realtime-100", "audio-capacity",
              "video-720p", "video-1080p", "zero-copy"]
+# -- aio-audio-N (issue 10, sec. 2): audio-1 / audio-100 written as asyncio code: on rtc_trio
+# through rtc_trio.aio under trio-asyncio, against the official SDK on asyncio (the same code
+# as its audio-N) --
+AIO_SCENARIOS = {"aio-audio-1": 1, "aio-audio-100": 100}
+SCENARIOS += list(AIO_SCENARIOS)
+# -- end aio-audio-N --
 FIGURES = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
            "native_cpu_us_per_frame", "drops", "latency_ms_p50", "latency_ms_p99",
            "peak_rss_mb", "py_heap_bytes_per_frame", "py_heap_retained_bytes_per_frame",
@@ -97,6 +105,8 @@ def audio_run(key: str, streams: int, duration: float, paced: bool) -> Run:
 def plan(name: str, quick: bool) -> list[Run]:
     """The runs of scenario ``name`` (audio-capacity is searched level by level instead)."""
     d = 1.0 if quick else 5.0
+    if name in AIO_SCENARIOS:  # aio-audio-N
+        return [audio_run(name, AIO_SCENARIOS[name], d, paced=False)]
     if name == "audio-1":
         return [audio_run(name, 1, d, paced=False)]
     if name == "audio-100":
