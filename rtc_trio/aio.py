@@ -188,6 +188,7 @@ class _Link:
         self._task: trio.lowlevel.Task | None = None
         self._parked = False
         self._closed = False
+        self.on_close: list[Callable[[], None]] = []  # what the block's object drops when it ends
 
     # -- asyncio side -------------------------------------------------------------------
     async def wait(self, proc: Callable[[], Awaitable[None]]) -> None:
@@ -219,6 +220,8 @@ class _Link:
     def close(self) -> None:
         """The block ends: waits still queued or running end with ``ClosedResourceError``."""
         self._closed = True
+        for drop in self.on_close:
+            drop()
         while self._jobs:
             _, future = self._jobs.popleft()
             if not future.done():
@@ -443,6 +446,8 @@ class _Receiver(_Fair, Generic[T]):
         self._loop = link.loop
         self._own_block = own_block
         self._kept: deque[T] = deque()
+        if own_block:
+            link.on_close.append(self._kept.clear)  # frames kept go with the block, like buffered ones
 
     def receive_nowait(self) -> T:
         """The next item if one is buffered: ``trio.WouldBlock`` if none, ``trio.EndOfChannel``
