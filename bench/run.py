@@ -13,6 +13,8 @@ Scenarios (JSON ``results`` keys in brackets when they differ):
   audio-realtime-100  100 streams paced at 100 frames/s for a fixed time; latency from each
                       frame's scheduled capture time (frame number in sample 0, stream id in
                       sample 1) to its arrival; frames due but never captured count as drops
+                      [audio-realtime-100-one-pacer] the same frames captured by one task
+                      that wakes at most every 1 ms and captures every frame due
   audio-capacity      most paced streams one process sustains with p99 <= 20 ms and no drops,
                       trying 10, 20, 50, 100, 200, 500, ...; figures of the best passing level,
                       every level tried under ``levels``
@@ -112,7 +114,10 @@ def plan(name: str, quick: bool) -> list[Run]:
     if name == "audio-100":
         return [audio_run(name, 100, d, paced=False)]
     if name == "audio-realtime-100":
-        return [audio_run(name, 100, 1.5 if quick else 10.0, paced=True)]
+        runs = [audio_run(name, 100, 1.5 if quick else 10.0, paced=True)]
+        # -- the same frames captured by one pacer task instead of 100 (issue 10, sec. 2b) --
+        one = audio_run(f"{name}-one-pacer", 100, 1.5 if quick else 10.0, paced=True)
+        return runs + [Run(one.key, [*one.argv, "--pacer", "one"], one.duration, one.drain)]
     if name in ("video-720p", "video-1080p"):
         w, h = (1280, 720) if name == "video-720p" else (1920, 1080)
         size = ["--width", str(w), "--height", str(h), "--capacity", "30"]

@@ -18,6 +18,7 @@ import trio
 
 import rtc_trio as rtc
 from _measure import (
+    PACER_TICK_S,
     QUIET_S,
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
@@ -27,6 +28,7 @@ from _measure import (
     cpu_sample,
     describe,
     due_frames,
+    due_slots,
     emit,
     figures,
     pace_start,
@@ -81,6 +83,24 @@ async def audio(a: argparse.Namespace) -> dict[str, Any]:
             await src.capture_frame(rtc.AudioFrame(samples, sample_rate=SAMPLE_RATE))
             k += 1
 
+    # -- --pacer one (issue 10, sec. 2b): one task captures every frame due --
+    async def pace_all(sources: list[rtc.AudioSource], t0: float, t_end: float) -> None:
+        frames = [np.zeros(SAMPLES_PER_FRAME, np.int16) for _ in range(n)]
+        for i, samples in enumerate(frames):
+            samples[1] = i
+            log.scheduled += due_frames(pace_start(t0, period, i, n), period, t_end)
+        for i, k, due in due_slots(t0, period, n, t_end):
+            now = time.perf_counter()
+            if now >= t_end:
+                break  # a late pacer stops at the end too
+            if due > now:
+                await trio.sleep(max(due - now, PACER_TICK_S))
+            samples = frames[i]
+            samples[0] = k & 0x7FFF
+            log.sent_at[i].append(due)
+            await sources[i].capture_frame(rtc.AudioFrame(samples, sample_rate=SAMPLE_RATE))
+    # -- end --pacer one --
+
     async with contextlib.AsyncExitStack() as stack:
         sources: list[rtc.AudioSource] = []
         streams: list[rtc.AudioStream] = []
@@ -99,8 +119,11 @@ async def audio(a: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             t_end = t0 + a.duration
             async with trio.open_nursery() as producers:
-                for i, src in enumerate(sources):
-                    producers.start_soon(produce, i, src, t0, t_end)
+                if paced and a.pacer == "one":
+                    producers.start_soon(pace_all, sources, t0, t_end)
+                else:
+                    for i, src in enumerate(sources):
+                        producers.start_soon(produce, i, src, t0, t_end)
             await _drain(lambda: log.received >= log.sent, lambda: log.last_arrival, t_end, a.drain)
             consumers.cancel_scope.cancel()
         end = cpu_sample()
