@@ -18,6 +18,7 @@ RESULT_KEYS = [
     "audio-1", "audio-100", "audio-realtime-100", "audio-capacity",
     "video-720p", "video-720p-paced", "video-1080p", "video-1080p-paced", "zero-copy",
 ]
+RESULT_KEYS += ["aio-audio-1", "aio-audio-100", "audio-realtime-100-one-pacer"]  # issue 10, sec. 2/2b
 ALWAYS = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
           "native_cpu_us_per_frame", "drops", "peak_rss_mb", "streams"]
 SCHEMA = ALWAYS + ["latency_ms_p50", "latency_ms_p99", "py_heap_bytes_per_frame"]
