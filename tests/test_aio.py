@@ -555,7 +555,7 @@ def test_a_capture_that_must_wait_waits_in_trio_and_keeps_order() -> None:
                     for i in range(count):
                         await source.capture_frame(numbered_frame(i))
                     await asyncio.wait_for(source.wait_for_playout(), 10)
-                    got = []
+                    got: list[rtc.AudioFrame] = []
                     while len(got) < count:
                         frame = await asyncio.wait_for(stream.receive(), 10)
                         if frame.data.any():  # a queued source plays silence while it is empty
