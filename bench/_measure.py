@@ -15,7 +15,7 @@ import sys
 import time
 import tracemalloc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 SAMPLE_RATE = 48000
 SAMPLES_PER_FRAME = 480  # 10 ms mono
@@ -41,7 +41,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deadline", type=float, default=60.0,
                    help="the whole workload is abandoned (error) after this many seconds")
     add_room_args(p)
+    # -- paced audio: who wakes up to capture (issue 10, sec. 2b) --
+    p.add_argument("--pacer", choices=("tasks", "one"), default="tasks",
+                   help="paced audio: a task per stream sleeping to each frame's slot (tasks), "
+                        "or one task capturing every frame due, waking at most every PACER_TICK_S (one)")
     return p.parse_args(argv)
+
+
+# -- paced audio with one pacer (issue 10, sec. 2b) ---------------------------------------
+PACER_TICK_S = 0.001
+"""The one pacer sleeps at least this long between wake-ups and captures every frame due:
+1,000 wake-ups a second for any number of streams instead of one per frame."""
+
+
+def due_slots(t0: float, period: float, streams: int, t_end: float) -> Iterator[tuple[int, int, float]]:
+    """(stream, frame number, due time) of every paced frame before ``t_end``, in due order:
+    stream i's frame k is due at ``pace_start(t0, period, i, streams) + k * period``."""
+    j = 0
+    while True:
+        i, k = j % streams, j // streams
+        due = pace_start(t0, period, i, streams) + k * period
+        if due >= t_end:
+            return
+        yield i, k, due
+        j += 1
+# -- end paced audio with one pacer --
 
 
 def _stat_cpu_s(path: str) -> float:

@@ -13,12 +13,16 @@ Scenarios (JSON ``results`` keys in brackets when they differ):
   audio-realtime-100  100 streams paced at 100 frames/s for a fixed time; latency from each
                       frame's scheduled capture time (frame number in sample 0, stream id in
                       sample 1) to its arrival; frames due but never captured count as drops
+                      [audio-realtime-100-one-pacer] the same frames captured by one task
+                      that wakes at most every 1 ms and captures every frame due
   audio-capacity      most paced streams one process sustains with p99 <= 20 ms and no drops,
                       trying 10, 20, 50, 100, 200, 500, ...; figures of the best passing level,
                       every level tried under ``levels``
   video-720p          [video-720p, video-720p-paced] RGBA 1280x720 captured, received as RGBA:
                       unpaced (capture, yield once, repeat) and paced at 30 fps
   video-1080p         [video-1080p, video-1080p-paced] the same at 1920x1080
+  aio-audio-1         audio-1 and audio-100 written as asyncio code (tasks, gather): rtc_trio
+  aio-audio-100       through rtc_trio.aio on trio-asyncio; the official side runs its audio-N
   zero-copy           720p RGBA frames sent one at a time under tracemalloc: Python-heap bytes
                       per received frame (peak growth, transients included) against the payload
                       size; ``py_heap_retained_bytes_per_frame`` is what a received frame keeps
@@ -109,6 +113,12 @@ SIDES = {"rtc_trio": HERE / "side_rtc_trio.py", "livekit": HERE / "side_livekit.
 SCENARIOS = ["audio-1", "audio-100", "audio-realtime-100", "audio-capacity",
              "video-720p", "video-1080p", "zero-copy", "data-rpc",
              "resample-48k-16k", "apm-aec", "mixer-4"]  # voice toolkit (issue 8)
+# -- aio-audio-N (issue 10, sec. 2): audio-1 / audio-100 written as asyncio code: on rtc_trio
+# through rtc_trio.aio under trio-asyncio, against the official SDK on asyncio (the same code
+# as its audio-N) --
+AIO_SCENARIOS = {"aio-audio-1": 1, "aio-audio-100": 100}
+SCENARIOS += list(AIO_SCENARIOS)
+# -- end aio-audio-N --
 FIGURES = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
            "native_cpu_us_per_frame", "drops", "latency_ms_p50", "latency_ms_p99",
            "peak_rss_mb", "py_heap_bytes_per_frame", "py_heap_retained_bytes_per_frame",
@@ -163,12 +173,17 @@ def audio_run(key: str, streams: int, duration: float, paced: bool) -> Run:
 def plan(name: str, quick: bool) -> list[Run]:
     """The runs of scenario ``name`` (audio-capacity is searched level by level instead)."""
     d = 1.0 if quick else 5.0
+    if name in AIO_SCENARIOS:  # aio-audio-N
+        return [audio_run(name, AIO_SCENARIOS[name], d, paced=False)]
     if name == "audio-1":
         return [audio_run(name, 1, d, paced=False)]
     if name == "audio-100":
         return [audio_run(name, 100, d, paced=False)]
     if name == "audio-realtime-100":
-        return [audio_run(name, 100, 1.5 if quick else 10.0, paced=True)]
+        runs = [audio_run(name, 100, 1.5 if quick else 10.0, paced=True)]
+        # -- the same frames captured by one pacer task instead of 100 (issue 10, sec. 2b) --
+        one = audio_run(f"{name}-one-pacer", 100, 1.5 if quick else 10.0, paced=True)
+        return runs + [Run(one.key, [*one.argv, "--pacer", "one"], one.duration, one.drain)]
     if name in ("video-720p", "video-1080p"):
         w, h = (1280, 720) if name == "video-720p" else (1920, 1080)
         size = ["--width", str(w), "--height", str(h), "--capacity", "30"]

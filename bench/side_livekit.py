@@ -20,6 +20,7 @@ from livekit import rtc
 
 from _measure import (
     ECHO_DELAY_MS,
+    PACER_TICK_S,
     QUIET_S,
     ROOM_WARMUP_S,
     RoomAudioLog,
@@ -39,6 +40,7 @@ from _measure import (
     due_frames,
     echo_attenuation_db,
     echo_scene,
+    due_slots,
     emit,
     figures,
     pace_start,
@@ -122,13 +124,34 @@ async def audio(a: argparse.Namespace) -> dict[str, Any]:
             await src.capture_frame(rtc.AudioFrame(buf, SAMPLE_RATE, 1, SAMPLES_PER_FRAME))
             k += 1
 
+    # -- --pacer one (issue 10, sec. 2b): one task captures every frame due --
+    async def pace_all(t0: float, t_end: float) -> None:
+        bufs = [bytearray(SAMPLES_PER_FRAME * 2) for _ in range(n)]
+        for i, buf in enumerate(bufs):
+            np.frombuffer(buf, np.int16)[1] = i
+            log.scheduled += due_frames(pace_start(t0, period, i, n), period, t_end)
+        views = [np.frombuffer(buf, np.int16) for buf in bufs]
+        for i, k, due in due_slots(t0, period, n, t_end):
+            now = time.perf_counter()
+            if now >= t_end:
+                break  # a late pacer stops at the end too
+            if due > now:
+                await asyncio.sleep(max(due - now, PACER_TICK_S))
+            views[i][0] = k & 0x7FFF
+            log.sent_at[i].append(due)
+            await sources[i].capture_frame(rtc.AudioFrame(bufs[i], SAMPLE_RATE, 1, SAMPLES_PER_FRAME))
+    # -- end --pacer one --
+
     consumers = [asyncio.create_task(consume(i, s)) for i, s in enumerate(streams)]
     await asyncio.sleep(0.05)
     start = cpu_sample()
     t0 = time.perf_counter()
     t_end = t0 + a.duration
     try:
-        await asyncio.gather(*(produce(i, s, t0, t_end) for i, s in enumerate(sources)))
+        if paced and a.pacer == "one":
+            await pace_all(t0, t_end)
+        else:
+            await asyncio.gather(*(produce(i, s, t0, t_end) for i, s in enumerate(sources)))
         await _drain(lambda: log.received >= log.sent, lambda: log.last_arrival, t_end, a.drain)
     finally:
         await _cancel_all(consumers)

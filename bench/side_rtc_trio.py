@@ -21,6 +21,7 @@ import trio
 import rtc_trio as rtc
 from _measure import (
     ECHO_DELAY_MS,
+    PACER_TICK_S,
     QUIET_S,
     ROOM_WARMUP_S,
     RoomAudioLog,
@@ -40,6 +41,7 @@ from _measure import (
     due_frames,
     echo_attenuation_db,
     echo_scene,
+    due_slots,
     emit,
     figures,
     pace_start,
@@ -103,6 +105,24 @@ async def audio(a: argparse.Namespace) -> dict[str, Any]:
             await src.capture_frame(rtc.AudioFrame(samples, sample_rate=SAMPLE_RATE))
             k += 1
 
+    # -- --pacer one (issue 10, sec. 2b): one task captures every frame due --
+    async def pace_all(sources: list[rtc.AudioSource], t0: float, t_end: float) -> None:
+        frames = [np.zeros(SAMPLES_PER_FRAME, np.int16) for _ in range(n)]
+        for i, samples in enumerate(frames):
+            samples[1] = i
+            log.scheduled += due_frames(pace_start(t0, period, i, n), period, t_end)
+        for i, k, due in due_slots(t0, period, n, t_end):
+            now = time.perf_counter()
+            if now >= t_end:
+                break  # a late pacer stops at the end too
+            if due > now:
+                await trio.sleep(max(due - now, PACER_TICK_S))
+            samples = frames[i]
+            samples[0] = k & 0x7FFF
+            log.sent_at[i].append(due)
+            await sources[i].capture_frame(rtc.AudioFrame(samples, sample_rate=SAMPLE_RATE))
+    # -- end --pacer one --
+
     async with contextlib.AsyncExitStack() as stack:
         sources: list[rtc.AudioSource] = []
         streams: list[rtc.AudioStream] = []
@@ -121,8 +141,11 @@ async def audio(a: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             t_end = t0 + a.duration
             async with trio.open_nursery() as producers:
-                for i, src in enumerate(sources):
-                    producers.start_soon(produce, i, src, t0, t_end)
+                if paced and a.pacer == "one":
+                    producers.start_soon(pace_all, sources, t0, t_end)
+                else:
+                    for i, src in enumerate(sources):
+                        producers.start_soon(produce, i, src, t0, t_end)
             await _drain(lambda: log.received >= log.sent, lambda: log.last_arrival, t_end, a.drain)
             consumers.cancel_scope.cancel()
         end = cpu_sample()
@@ -526,11 +549,108 @@ async def room_video(a: argparse.Namespace) -> dict[str, Any]:
 
 
 ROOM_WORK = {"room-echo": room_echo, "room-video-720p": room_video}
+# -- aio-audio-N: the audio workload as asyncio code through rtc_trio.aio (issue 10, sec. 2) --
+
+def aio_audio(a: argparse.Namespace) -> dict[str, Any]:
+    """``audio`` written for asyncio (tasks, gather), on rtc_trio.aio under trio-asyncio:
+    the same steps as bench/side_livekit.py's ``audio``, which runs for the official side."""
+    import asyncio
+
+    import trio_asyncio  # type: ignore[import-untyped]
+
+    import rtc_trio.aio as aio
+
+    n, paced = a.streams, a.fps > 0
+    period = 1.0 / a.fps if paced else 0.0
+    log = FrameLog(n)
+    misrouted = 0
+
+    async def consume(i: int, stream: aio.AudioStream) -> None:
+        nonlocal misrouted
+        async for frame in stream:
+            d = frame.data
+            if d[1, 0] != i:
+                misrouted += 1
+            log.arrived(i, int(d[0, 0]), time.perf_counter())
+
+    async def produce(i: int, src: aio.AudioSource, t0: float, t_end: float) -> None:
+        samples = np.zeros(SAMPLES_PER_FRAME, np.int16)
+        samples[1] = i
+        sent_at = log.sent_at[i]
+        if paced:
+            t0 = pace_start(t0, period, i, n)
+            log.scheduled += due_frames(t0, period, t_end)
+        k = 0
+        while (now := time.perf_counter()) < t_end:
+            t = t0 + k * period if paced else now
+            if t >= t_end:
+                break
+            if t > now:
+                await asyncio.sleep(t - now)
+            samples[0] = k & 0x7FFF
+            sent_at.append(t)
+            await src.capture_frame(aio.AudioFrame(samples, sample_rate=SAMPLE_RATE))
+            k += 1
+
+    async def drain(t_end: float) -> None:
+        while log.received < log.sent:
+            now = time.perf_counter()
+            if now > t_end + a.drain or now - max(log.last_arrival, t_end) > QUIET_S:
+                return
+            await asyncio.sleep(0.01)
+
+    async def work() -> dict[str, Any]:
+        async with contextlib.AsyncExitStack() as stack:
+            sources: list[aio.AudioSource] = []
+            streams: list[aio.AudioStream] = []
+            for i in range(n):
+                src = await stack.enter_async_context(
+                    aio.open_audio_source(sample_rate=SAMPLE_RATE, num_channels=1, queue_size_ms=0))
+                track = stack.enter_context(aio.LocalAudioTrack.create(f"a{i}", src))
+                streams.append(await stack.enter_async_context(aio.open_audio_stream(
+                    track, sample_rate=SAMPLE_RATE, num_channels=1, capacity=a.capacity)))
+                sources.append(src)
+            consumers = [asyncio.create_task(consume(i, s)) for i, s in enumerate(streams)]
+            await asyncio.sleep(0.05)
+            start = cpu_sample()
+            t0 = time.perf_counter()
+            t_end = t0 + a.duration
+            try:
+                await asyncio.gather(*(produce(i, s, t0, t_end) for i, s in enumerate(sources)))
+                await drain(t_end)
+            finally:
+                for task in consumers:
+                    task.cancel()
+                await asyncio.gather(*consumers, return_exceptions=True)
+            end = cpu_sample()
+            stream_dropped = sum(s.dropped for s in streams)
+        res = figures(start=start, end=end, sent=log.expected, received=log.received,
+                      active_s=(log.last_arrival - t0) if log.received else 0.0, streams=n,
+                      latencies_s=log.latencies_s, stream_dropped=stream_dropped,
+                      payload_bytes=SAMPLES_PER_FRAME * 2)
+        res["misrouted"] = misrouted
+        return res
+
+    async def run() -> dict[str, Any]:
+        with trio.fail_after(a.deadline):
+            async with trio_asyncio.open_loop():
+                return await trio_asyncio.aio_as_trio(work)()  # type: ignore[no-any-return]
+
+    return trio.run(run)
+
+# -- end of aio-audio-N --
 
 
 def main() -> None:
     """Run the scenario named on argv inside a hard deadline and print its figures."""
     a = parse_args()
+    if a.scenario.startswith("aio-audio"):  # aio-audio-N: its own trio-asyncio run
+        try:
+            emit(aio_audio(a))
+        except Exception as e:
+            emit({"error": describe(e)})
+            raise SystemExit(1)
+        return
     named = {"zero-copy": zero_copy, "data-rpc": data_rpc, "mixer-4": mixer, **VOICE_WORKLOADS}
     work = named.get(a.scenario) or (
         rpc if a.scenario.startswith("rpc") else video if a.scenario.startswith("video") else audio)

@@ -115,17 +115,20 @@ class AudioSource:
         Otherwise this task waits for it in :meth:`_settle_pending`.
         """
         async_id = _native.next_async_id()
-        samples = ffi.from_buffer(frame.data)
-        while True:
-            sent = lib.rtc_capture_audio(
-                self._handle.id, async_id, self._spin_us, samples,
-                self.num_channels, self.sample_rate, frame.data.shape[0],
-            )
-            if sent == lib.RTC_CAPTURE_SENT:
-                break
-            if sent == lib.RTC_CAPTURE_REFUSED:  # the previous capture completed: only this one failed
-                raise RtcError("livekit_ffi refused the capture_audio_frame request")
+        while not self._try_send(frame, async_id):
             await self._settle_pending()
+
+    def _try_send(self, frame: AudioFrame, async_id: int) -> bool:
+        """Send a checked ``frame`` if the capture before it completed (within ``_spin_us``);
+        False if it is still in flight or failed (then nothing was sent). rtc_trio.aio calls
+        it directly when no capture is in flight."""
+        sent = lib.rtc_capture_audio(
+            self._handle.id, async_id, self._spin_us, ffi.from_buffer(frame.data),
+            self.num_channels, self.sample_rate, frame.data.shape[0],
+        )
+        if sent == lib.RTC_CAPTURE_REFUSED:  # the previous capture completed: only this one failed
+            raise RtcError("livekit_ffi refused the capture_audio_frame request")
+        return sent == lib.RTC_CAPTURE_SENT
 
     async def _settle_pending(self) -> None:
         """Wait until no capture is in flight; raise the last one's failure, exactly once.

@@ -68,6 +68,10 @@ def native_backlog(capacity: int, floor: int) -> int:
     return max(capacity, floor)
 
 
+MAX_BATCH = 1 << 20
+"""Most frames :meth:`FrameStream.receive_batch` returns at once (more than any capacity)."""
+
+
 @dataclass(frozen=True)
 class StreamStatistics:
     """A stream's buffer at one moment, like trio's ``MemoryChannelStatistics``."""
@@ -125,6 +129,36 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
     def _park(self) -> bool:
         """Arm the wake-up for the next frame; False if there is something to read."""
         return self._sub.park_on_fd()
+
+    def receive_nowait(self) -> FrameT:
+        """The next frame if one is buffered, without waiting (and without a checkpoint).
+
+        ``trio.WouldBlock`` if none is buffered yet, ``trio.EndOfChannel`` once the stream
+        ended and every frame was read, ``trio.ClosedResourceError`` once it is closed.
+        """
+        frame = self._pop()
+        if frame is None:
+            raise trio.WouldBlock
+        return frame
+
+    async def receive_batch(self, max_frames: int = MAX_BATCH) -> list[FrameT]:
+        """Every frame buffered, oldest first (at most ``max_frames``), in one wake-up.
+
+        Waits like :meth:`receive` while none is buffered; ``trio.EndOfChannel`` once the
+        stream ended and every frame was read. A consumer that fell behind catches up with
+        one checkpoint instead of one per frame.
+        """
+        limit = _validate.integer("max_frames", max_frames, 1, MAX_BATCH)
+        batch = [await self.receive()]
+        while len(batch) < limit:
+            try:
+                frame = self._pop()
+            except trio.EndOfChannel:
+                break  # the next call raises it
+            if frame is None:
+                break
+            batch.append(frame)
+        return batch
 
     async def receive(self) -> FrameT:
         """The next frame; ``trio.EndOfChannel`` once the stream ended.

@@ -15,20 +15,30 @@ loop::
     trio_asyncio.run(trio_asyncio.aio_as_trio(main))
     # or, inside trio: async with trio_asyncio.open_loop(): await trio_asyncio.aio_as_trio(main)()
 
-Nothing here is a second stream layer: every object wraps the trio one and every await runs
-the trio method in a trio task (trio-asyncio's ``trio_as_future``) that the asyncio caller
-awaits, so cancelling the asyncio task cancels the trio call. An ``async with`` block is held
-by one trio task that enters and exits the trio context manager and lives exactly as long as
-the block. Frames are the same zero-copy :class:`AudioFrame`/:class:`VideoFrame` objects.
+Nothing here is a second stream or room layer: every object wraps the trio one. An ``async
+with`` block is held by one trio task that enters and exits the trio context manager and
+lives exactly as long as the block. What can finish at once does, in the asyncio task, like
+``asyncio.Queue.get``: a receive that finds a frame buffered, a capture that can be sent.
+What must wait runs in trio: a stream's receive in its block's own trio task (one wake-up
+and one future per wait), everything else in a trio task of its own (trio-asyncio's
+``trio_as_future``). Cancelling the asyncio task cancels the trio wait. Frames are the same
+zero-copy :class:`AudioFrame`/:class:`VideoFrame` objects.
+
+Wrapping more of rtc_trio: an async method is ``name = _through(_rtc.Class.name)`` on a
+:class:`_Facade` (sync attributes pass through), a context manager ``_adapt(opener, Wrapper)``,
+a receive channel a :class:`_Receiver`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections import deque
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Generic, ParamSpec, Protocol, TypeVar, cast
+from typing import (
+    Any, Awaitable, Callable, Concatenate, Coroutine, Generic, ParamSpec, Protocol, TypeVar, cast,
+)
 
 import trio
 
@@ -39,27 +49,38 @@ except ImportError as _exc:  # pragma: no cover - depends on the install
 
 import rtc_trio as _rtc
 from rtc_trio import (
-    AudioFrame, LocalVideoTrack, NotUnderTrioAsyncio, RtcError, Track, TrackKind, TrackSource,
-    VideoBufferType, VideoFrame, VideoSource, live_handles,
+    AudioFrame, ConnectError, LocalVideoTrack, NotUnderTrioAsyncio, RtcError, Track, TrackKind,
+    TrackPublishOptions, TrackSource, VideoBufferType, VideoFrame, VideoSource, live_handles,
 )
+from rtc_trio import _native
 
 __all__ = [
     "AudioFrame", "AudioSource", "AudioStream", "LocalAudioTrack", "LocalVideoTrack",
     "NotUnderTrioAsyncio", "RtcError", "Track", "TrackKind", "TrackSource", "VideoBufferType",
     "VideoFrame", "VideoSource", "VideoStream", "live_handles", "open_audio_source",
     "open_audio_stream", "open_video_source", "open_video_stream",
+    # rooms
+    "ConnectError", "LocalParticipant", "Room", "RoomEvents", "TrackPublishOptions", "connect",
 ]
 
 T = TypeVar("T")
 W = TypeVar("W")
 F = TypeVar("F", AudioFrame, VideoFrame)
 P = ParamSpec("P")
+Inner = TypeVar("Inner")
+T_co = TypeVar("T_co", covariant=True)
 
 _HOW = (
     "rtc_trio.aio runs on trio through trio-asyncio: start the program with "
     "trio_asyncio.run(trio_asyncio.aio_as_trio(main)), or from trio code with "
     "'async with trio_asyncio.open_loop(): await trio_asyncio.aio_as_trio(main)()'"
 )
+
+YIELD_EVERY = 16
+"""A receive or capture that completes at once does not suspend the asyncio task (as
+``asyncio.Queue.get`` or ``StreamWriter.drain`` do); the 16th such call in a row yields to the
+loop first, so a task that never has to wait cannot starve the others. Every call that
+suspends is a point where ``Task.cancel()`` lands with nothing done."""
 
 
 class _Loop(Protocol):
@@ -81,16 +102,21 @@ def _bridge() -> _Loop:
                 if isinstance(loop, trio_asyncio.BaseTrioEventLoop) else "")
         raise NotUnderTrioAsyncio(f"the running loop is a {type(loop).__name__}{note}, "
                                   f"not a trio-asyncio loop inside trio; {_HOW}")
-    if asyncio.current_task() is None:
-        raise NotUnderTrioAsyncio("rtc_trio.aio is for asyncio tasks; trio code uses rtc_trio itself")
+    _task()
     return cast(_Loop, loop)
+
+
+def _task() -> asyncio.Task[Any]:
+    """The calling asyncio task; trio code (no task) is refused."""
+    task = asyncio.current_task()
+    if task is None:
+        raise NotUnderTrioAsyncio("rtc_trio.aio objects are used from asyncio tasks; trio code uses rtc_trio")
+    return task
 
 
 async def _call(loop: _Loop, proc: Callable[..., Awaitable[T]], *args: Any) -> T:
     """``await proc(*args)`` in a trio task; cancelling the awaiting asyncio task cancels it."""
-    task = asyncio.current_task()
-    if task is None:
-        raise NotUnderTrioAsyncio("rtc_trio.aio objects are used from asyncio tasks; trio code uses rtc_trio")
+    task = _task()
     asked = task.cancelling()
     future = loop.trio_as_future(proc, *args)
     try:
@@ -116,6 +142,131 @@ async def _call(loop: _Loop, proc: Callable[..., Awaitable[T]], *args: Any) -> T
     return result
 
 
+def _through(method: Callable[Concatenate[Inner, P], Awaitable[T]]
+             ) -> Callable[Concatenate[_Facade[Inner], P], Coroutine[Any, Any, T]]:
+    """The asyncio form of the trio async ``method``: run on the wrapped object in a trio task."""
+
+    async def bridged(facade: _Facade[Inner], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await _call(facade._loop, functools.partial(method, facade._trio, *args, **kwargs))
+
+    functools.update_wrapper(bridged, method)
+    bridged.__doc__ = f"Awaitable from asyncio: {method.__doc__ or ''}"
+    return bridged
+
+
+class _Facade(Generic[Inner]):
+    """An asyncio-facing object over the trio object ``_trio``: attributes it does not define
+    (sync methods, state) are the trio object's; async methods are added with :func:`_through`."""
+
+    def __init__(self, inner: Inner, link: _Link) -> None:
+        self._trio = inner
+        self._link = link
+        self._loop = link.loop
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._trio, name)
+
+    def __repr__(self) -> str:
+        return f"aio.{self._trio!r}"
+
+
+class _Link:
+    """What a block's asyncio object shares with the trio task holding the block.
+
+    ``wait`` runs a trio wait in that task, which is parked between waits: one reschedule
+    and one future per wait instead of a new trio task. It serves one object's receives
+    only (a wait can take forever: nothing else may queue behind it).
+    """
+
+    def __init__(self, loop: _Loop) -> None:
+        self.loop = loop
+        self._jobs: deque[tuple[Callable[[], Awaitable[None]], asyncio.Future[None]]] = deque()
+        self._running: asyncio.Future[None] | None = None
+        self._scope: trio.CancelScope | None = None
+        self._task: trio.lowlevel.Task | None = None
+        self._parked = False
+        self._closed = False
+        self.on_close: list[Callable[[], None]] = []  # what the block's object drops when it ends
+
+    # -- asyncio side -------------------------------------------------------------------
+    async def wait(self, proc: Callable[[], Awaitable[None]]) -> None:
+        """``await proc()`` in the block's trio task; cancelling the caller cancels it."""
+        if self._closed:
+            raise trio.ClosedResourceError("the block has ended")
+        future: asyncio.Future[None] = self.loop.create_future()
+        self._jobs.append((proc, future))
+        self._wake()
+        try:
+            await future
+        except asyncio.CancelledError:
+            self._withdraw(future)
+            raise
+
+    def _withdraw(self, future: asyncio.Future[None]) -> None:
+        if future is self._running and self._scope is not None:
+            self._scope.cancel()
+        for job in self._jobs:
+            if job[1] is future:
+                self._jobs.remove(job)
+                break
+
+    def _wake(self) -> None:
+        if self._parked and self._task is not None:
+            self._parked = False
+            trio.lowlevel.reschedule(self._task)
+
+    def close(self) -> None:
+        """The block ends: waits still queued or running end with ``ClosedResourceError``."""
+        self._closed = True
+        for drop in self.on_close:
+            drop()
+        while self._jobs:
+            _, future = self._jobs.popleft()
+            if not future.done():
+                future.set_exception(trio.ClosedResourceError("the block has ended"))
+        if self._scope is not None:
+            self._scope.cancel()
+        self._wake()
+
+    # -- trio side: the task holding the block --------------------------------------------
+    async def serve(self) -> None:
+        """Run the waits handed over, one at a time, until :meth:`close`."""
+        self._task = trio.lowlevel.current_task()
+        while not self._closed:
+            if not self._jobs:
+                self._parked = True
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+                continue
+            proc, future = self._jobs.popleft()
+            self._running = future
+            scope = self._scope = trio.CancelScope()
+            error: Exception | None = None
+            done = False
+            try:
+                with scope:
+                    await proc()
+                    done = True
+            except Exception as raised:
+                error = raised
+            finally:
+                self._scope = self._running = None
+                if future.done():
+                    pass  # withdrawn: its caller was cancelled
+                elif error is not None:
+                    future.set_exception(error)
+                elif done:
+                    future.set_result(None)
+                else:  # cancelled by close(), or from outside (then that goes on up)
+                    future.set_exception(trio.ClosedResourceError("the block has ended"))
+        self._task = None
+
+    def _abort(self, _: Any) -> trio.lowlevel.Abort:
+        self._parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
 def _only(error: BaseException, body_error: BaseException | None) -> bool:
     """``error`` is the block's own exception coming back (alone or in exception groups)."""
     if error is body_error:
@@ -128,17 +279,17 @@ def _only(error: BaseException, body_error: BaseException | None) -> bool:
 class _Block(Generic[T, W]):
     """An asyncio ``async with`` over a trio async context manager.
 
-    One trio task enters the trio manager, waits for the asyncio block to end and exits the
-    manager with the block's exception: both ends run in the same trio task (as nurseries
-    require), and the task ends with the block. ``wrap`` turns the trio object into the
-    asyncio-facing one.
+    One trio task enters the trio manager, serves the block's waits (:class:`_Link`) until the
+    asyncio block ends, and exits the manager with the block's exception: both ends run in the
+    same trio task (as nurseries require), and the task ends with the block. ``wrap`` turns
+    the trio object into the asyncio-facing one.
     """
 
-    def __init__(self, cm: AbstractAsyncContextManager[T], wrap: Callable[[T, _Loop], W]) -> None:
+    def __init__(self, cm: AbstractAsyncContextManager[T], wrap: Callable[[T, _Link], W]) -> None:
         self._cm = cm
         self._wrap = wrap
         self._held: asyncio.Future[bool] | None = None
-        self._leave = trio.Event()
+        self._link: _Link | None = None
         self._exc_info: tuple[type[BaseException] | None, BaseException | None, TracebackType | None] = (
             None, None, None)
 
@@ -146,8 +297,9 @@ class _Block(Generic[T, W]):
         loop = _bridge()
         if self._held is not None:
             raise RuntimeError("this context manager was already entered")
+        link = self._link = _Link(loop)
         entered: asyncio.Future[T] = loop.create_future()
-        held = self._held = loop.trio_as_future(self._hold, entered)
+        held = self._held = loop.trio_as_future(self._hold, entered, link)
         try:
             await asyncio.wait((entered, held), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -160,27 +312,28 @@ class _Block(Generic[T, W]):
             held.result()  # the trio side failed to enter: its exception, same type
             raise RuntimeError("the trio context manager ended without entering")  # pragma: no cover
         try:
-            return self._wrap(entered.result(), loop)
+            return self._wrap(entered.result(), link)
         except BaseException as error:  # the block will not run: the trio side leaves now
             await self.__aexit__(type(error), error, error.__traceback__)
             raise
 
     async def __aexit__(self, typ: type[BaseException] | None, value: BaseException | None,
                         tb: TracebackType | None) -> bool:
-        if self._held is None:
+        if self._held is None or self._link is None:
             raise RuntimeError("this context manager was not entered")
         self._exc_info = (typ, value, tb)
-        self._leave.set()
+        self._link.close()
         # A Task.cancel() here cancels the trio task; the await returns once it has unwound.
         return await self._held
 
-    async def _hold(self, entered: asyncio.Future[T]) -> bool:
-        """The trio task: enter, report, wait for the block to end, exit."""
+    async def _hold(self, entered: asyncio.Future[T], link: _Link) -> bool:
+        """The trio task: enter, report, serve the block's waits until it ends, exit."""
         value = await self._cm.__aenter__()
         try:
             entered.set_result(value)
-            await self._leave.wait()
-        except BaseException as error:  # cancelled from the asyncio side before the block ran
+            await link.serve()
+        except BaseException as error:  # cancelled from the asyncio side before the block ended
+            link.close()
             if not await self._cm.__aexit__(type(error), error, error.__traceback__):
                 raise
             return False
@@ -193,16 +346,29 @@ class _Block(Generic[T, W]):
             raise
 
 
-def _same(value: T, _: _Loop) -> T:
+def _same(value: T, _: _Link) -> T:
     return value
 
 
-class AudioSource:
+class _Fair:
+    """Counts calls that completed without suspending the asyncio task (see YIELD_EVERY)."""
+
+    _streak = 0
+
+    async def _turn(self) -> None:
+        """Yield to the loop if this is the YIELD_EVERY-th call in a row that did not."""
+        self._streak += 1
+        if self._streak >= YIELD_EVERY:
+            self._streak = 0
+            await asyncio.sleep(0)
+
+
+class AudioSource(_Fair):
     """:class:`rtc_trio.AudioSource` for asyncio; create it with :func:`open_audio_source`."""
 
-    def __init__(self, source: _rtc.AudioSource, loop: _Loop) -> None:
+    def __init__(self, source: _rtc.AudioSource, link: _Link) -> None:
         self._source = source
-        self._loop = loop
+        self._loop = link.loop
 
     @property
     def sample_rate(self) -> int:
@@ -225,8 +391,19 @@ class AudioSource:
         return self._source.queued_duration
 
     async def capture_frame(self, frame: AudioFrame) -> None:
-        """Queue ``frame``; waits while the native queue is full (``queue_size_ms``)."""
-        await _call(self._loop, self._source.capture_frame, frame)
+        """Queue ``frame``; waits while the native queue is full (``queue_size_ms``).
+
+        Sent at once, without suspending the task, when the capture before it completed
+        (see :data:`YIELD_EVERY`); otherwise it waits in trio for that one.
+        """
+        _task()
+        await self._turn()
+        source = self._source
+        source._check_frame(frame)
+        if not source._busy and source._try_send(frame, _native.next_async_id()):
+            return
+        self._streak = 0
+        await _call(self._loop, source.capture_frame, frame)
 
     def clear_queue(self) -> None:
         """Discard the audio queued natively but not yet played out."""
@@ -247,10 +424,73 @@ class LocalAudioTrack(_rtc.LocalAudioTrack):
         return cast(LocalAudioTrack, super().create(name, inner))
 
 
-class _Stream(Generic[F]):
-    def __init__(self, stream: _rtc.AudioStream | _rtc.VideoStream, loop: _Loop) -> None:
+class _Channel(Protocol[T_co]):
+    """What :class:`_Receiver` uses of a trio receive channel."""
+
+    def receive_nowait(self) -> T_co: ...
+
+    async def receive(self) -> T_co: ...
+
+
+class _Receiver(_Fair, Generic[T]):
+    """A trio receive channel for asyncio: ``receive``, ``receive_nowait``, ``async for``.
+
+    What is buffered comes at once (see :data:`YIELD_EVERY`); a wait runs the trio receive
+    in the block's trio task when there is a block (``link.wait``), else in a trio task of
+    its own. An item received for a wait that was cancelled is kept for the next receive.
+    """
+
+    def __init__(self, channel: _Channel[T], link: _Link, own_block: bool) -> None:
+        self._channel = channel
+        self._link = link
+        self._loop = link.loop
+        self._own_block = own_block
+        self._kept: deque[T] = deque()
+        if own_block:
+            link.on_close.append(self._kept.clear)  # frames kept go with the block, like buffered ones
+
+    def receive_nowait(self) -> T:
+        """The next item if one is buffered: ``trio.WouldBlock`` if none, ``trio.EndOfChannel``
+        at the end, ``trio.ClosedResourceError`` once closed."""
+        if self._kept:
+            return self._kept.popleft()
+        return self._channel.receive_nowait()
+
+    async def receive(self) -> T:
+        """The next item, waiting for it if need be; ``trio.EndOfChannel`` at the end."""
+        _task()
+        await self._turn()
+        while True:
+            try:
+                return self.receive_nowait()
+            except trio.WouldBlock:
+                pass
+            self._streak = 0
+            if self._own_block:
+                await self._link.wait(self._fetch)
+            else:
+                await _call(self._loop, self._fetch)
+
+    async def _fetch(self) -> None:
+        """Trio side: wait for the next item and keep it for :meth:`receive`."""
+        self._kept.append(await self._channel.receive())
+
+    def __aiter__(self) -> _Receiver[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+
+class _Stream(_Receiver[F]):
+    _stream: _rtc.AudioStream | _rtc.VideoStream
+
+    def __init__(self, stream: _rtc.AudioStream | _rtc.VideoStream, link: _Link) -> None:
+        super().__init__(cast(Any, stream), link, own_block=True)
         self._stream = stream
-        self._loop = loop
 
     @property
     def dropped(self) -> int:
@@ -259,17 +499,28 @@ class _Stream(Generic[F]):
 
     @property
     def capacity(self) -> int:
+        """Most frames buffered before the oldest is dropped."""
         return self._stream.capacity
 
-    async def receive(self) -> F:
-        """The next frame; ``trio.EndOfChannel`` once the stream ended."""
-        return cast(F, await _call(self._loop, self._stream.receive))
+    def statistics(self) -> _rtc.StreamStatistics:
+        """How many frames wait to be read, the capacity, and how many were dropped."""
+        stats = self._stream.statistics()
+        return _rtc.StreamStatistics(stats.buffered + len(self._kept), stats.capacity, stats.dropped)
 
-    def __aiter__(self) -> _Stream[F]:
-        return self
-
-    async def __anext__(self) -> F:
-        return cast(F, await _call(self._loop, self._stream.__anext__))
+    async def receive_batch(self, max_frames: int = 1 << 20) -> list[F]:
+        """Every frame buffered, oldest first (at most ``max_frames``), waiting for the first
+        if none is; ``trio.EndOfChannel`` once the stream ended and every frame was read."""
+        if not _rtc._validate.is_integer(max_frames):
+            raise TypeError(f"max_frames must be an int, not {type(max_frames).__name__}")
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+        batch = [await self.receive()]
+        while len(batch) < max_frames:
+            try:
+                batch.append(self.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        return batch
 
 
 class AudioStream(_Stream[AudioFrame]):
@@ -300,7 +551,7 @@ class VideoStream(_Stream[VideoFrame]):
 
 
 def _adapt(opener: Callable[P, AbstractAsyncContextManager[T]],
-           wrap: Callable[[T, _Loop], W]) -> Callable[P, AbstractAsyncContextManager[W]]:
+           wrap: Callable[[T, _Link], W]) -> Callable[P, AbstractAsyncContextManager[W]]:
     """The asyncio form of a trio ``open_*``: the same parameters, its block held by a trio task."""
 
     def open_(*args: P.args, **kwargs: P.kwargs) -> AbstractAsyncContextManager[W]:
@@ -318,8 +569,78 @@ open_video_source = _adapt(_rtc.open_video_source, _same)  # VideoSource has no 
 open_audio_stream = _adapt(_rtc.open_audio_stream, AudioStream)
 open_video_stream = _adapt(_rtc.open_video_stream, VideoStream)
 
-# The room layer goes here, in the same shape:
-#     connect = _adapt(_rtc.connect, Room)
-# where Room wraps rtc_trio's Room as AudioSource wraps its source (async methods through
-# _call, sync ones passed through, room events iterated like _Stream). _Block already keeps
-# the room's nursery in the one trio task that enters and exits it.
+
+# -- rooms ---------------------------------------------------------------------------------
+
+class RoomEvents(_Receiver[_rtc.RoomEvent]):
+    """:class:`rtc_trio.RoomEvents` for asyncio: ``async for event in room.events()``."""
+
+    def __init__(self, events: _rtc.RoomEvents, link: _Link) -> None:
+        super().__init__(events, link, own_block=False)
+        self._events = events
+
+    @property
+    def capacity(self) -> int:
+        """Most events buffered before the oldest is dropped."""
+        return self._events.capacity
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped because this reader fell behind."""
+        return self._events.dropped
+
+    def statistics(self) -> _rtc.RoomEventsStatistics:
+        """How many events wait to be read, the capacity, and how many were dropped."""
+        return self._events.statistics()
+
+    def close(self) -> None:
+        """Stop buffering; a blocked receive and every later one raise ``trio.ClosedResourceError``."""
+        self._kept.clear()
+        self._events.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, as an async resource."""
+        self.close()
+
+    async def __aenter__(self) -> RoomEvents:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.close()
+
+    def __enter__(self) -> RoomEvents:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class LocalParticipant(_Facade[_rtc.LocalParticipant]):
+    """:class:`rtc_trio.LocalParticipant` for asyncio: the same attributes, awaitable methods."""
+
+    publish_track = _through(_rtc.LocalParticipant.publish_track)
+    unpublish_track = _through(_rtc.LocalParticipant.unpublish_track)
+    publish_data = _through(_rtc.LocalParticipant.publish_data)
+    set_metadata = _through(_rtc.LocalParticipant.set_metadata)
+    set_name = _through(_rtc.LocalParticipant.set_name)
+    set_attributes = _through(_rtc.LocalParticipant.set_attributes)
+
+
+class Room(_Facade[_rtc.Room]):
+    """:class:`rtc_trio.Room` for asyncio; create it with :func:`connect`.
+
+    Its state (``name``, ``sid``, ``connection_state``, ``remote_participants``...) is the
+    trio room's; participants, publications, tracks and events are rtc_trio's own objects,
+    which this module's openers take (``open_audio_stream(participant=..., ...)``).
+    """
+
+    def __init__(self, room: _rtc.Room, link: _Link) -> None:
+        super().__init__(room, link)
+        self.local_participant = LocalParticipant(room.local_participant, link)
+
+    def events(self, *, capacity: int = 256) -> RoomEvents:
+        """:meth:`rtc_trio.Room.events` for asyncio: this room's events from now on."""
+        return RoomEvents(self._trio.events(capacity=capacity), self._link)
+
+
+connect = _adapt(_rtc.connect, Room)

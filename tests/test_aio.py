@@ -144,7 +144,7 @@ def test_closing_the_track_ends_iteration_and_receive_raises_end_of_channel() ->
 def test_leaving_the_block_closes_what_it_opened_and_ends_its_trio_task() -> None:
     async def main() -> None:
         baseline, tasks = rtc.live_handles(), living_tasks()
-        async with rtc.open_audio_source() as source:
+        async with rtc.open_audio_source(queue_size_ms=0) as source:  # no silence frames
             assert living_tasks() == tasks + 1  # the one trio task holding the block
             with rtc.LocalAudioTrack.create("mic", source) as track:
                 async with rtc.open_audio_stream(track) as stream:
@@ -408,3 +408,159 @@ def test_public_names_match_rtc_trio() -> None:
         assert getattr(rtc, name) is getattr(rtc_trio, name), name
     assert issubclass(rtc.LocalAudioTrack, rtc_trio.LocalAudioTrack)
 
+
+
+# -- what completes at once, and waits in the block's task -------------------------------
+
+async def _buffered(stream: rtc.AudioStream, count: int) -> None:
+    async def poll() -> None:
+        while stream.statistics().buffered < count:
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), 10)
+
+
+def test_receive_nowait_and_receive_batch_from_asyncio() -> None:
+    async def main() -> None:
+        async with rtc.open_audio_source(queue_size_ms=0) as source:
+            with rtc.LocalAudioTrack.create("mic", source) as track:
+                async with rtc.open_audio_stream(track, capacity=16) as stream:
+                    with pytest.raises(trio.WouldBlock):
+                        stream.receive_nowait()
+                    for i in range(6):
+                        await source.capture_frame(numbered_frame(i))
+                    await _buffered(stream, 6)
+                    first = stream.receive_nowait()
+                    batch = await stream.receive_batch(max_frames=3)
+                    rest = await stream.receive_batch()
+                    got = [first, *batch, *rest]
+                    assert [len(batch), len(rest)] == [3, 2]
+                    for i, frame in enumerate(got):
+                        np.testing.assert_array_equal(frame.data[:, 0], numbered_frame(i).data)
+                    del first, batch, rest, got, frame
+                    with pytest.raises(ValueError, match="max_frames"):
+                        await stream.receive_batch(0)
+                    with pytest.raises(TypeError, match="max_frames"):
+                        await stream.receive_batch(2.0)  # type: ignore[arg-type]
+                    track.close()
+                    with pytest.raises(trio.EndOfChannel):
+                        await asyncio.wait_for(stream.receive_batch(), 10)
+                    with pytest.raises(trio.EndOfChannel):
+                        stream.receive_nowait()
+        with pytest.raises(trio.ClosedResourceError):
+            stream.receive_nowait()
+
+    run(main)
+
+
+def test_a_consumer_that_always_finds_frames_still_lets_other_tasks_run() -> None:
+    """Buffered frames come without suspending, but not forever: every YIELD_EVERY-th
+    receive in a row yields to the loop."""
+    count = 96
+
+    async def main() -> None:
+        turns = 0
+
+        async def other() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        async with rtc.open_audio_source(queue_size_ms=0) as source:
+            with rtc.LocalAudioTrack.create("mic", source) as track:
+                async with rtc.open_audio_stream(track, capacity=count) as stream:
+                    for i in range(count):
+                        await source.capture_frame(numbered_frame(i))
+                    await _buffered(stream, count)
+                    side = asyncio.create_task(other())
+                    await asyncio.sleep(0)
+                    before = turns
+                    for _ in range(count):
+                        await stream.receive()
+                    ran = turns - before
+                    side.cancel()
+        assert ran >= count // rtc.YIELD_EVERY - 1, ran
+        assert ran <= count // rtc.YIELD_EVERY + 1, ran  # and not once per frame
+
+    run(main)
+
+
+def test_a_cancelled_wait_leaves_the_stream_usable_and_loses_no_frame() -> None:
+    async def main() -> None:
+        async with rtc.open_audio_source(queue_size_ms=0) as source:
+            with rtc.LocalAudioTrack.create("mic", source) as track:
+                async with rtc.open_audio_stream(track, capacity=16) as stream:
+                    for _ in range(3):  # a wait on an empty stream, cancelled each time
+                        with pytest.raises(asyncio.TimeoutError):
+                            await asyncio.wait_for(stream.receive(), 0.05)
+
+                    async def trio_side_stopped() -> None:  # nothing is left waiting in trio
+                        while stream._link._running is not None:
+                            await asyncio.sleep(0.005)
+
+                    await asyncio.wait_for(trio_side_stopped(), 10)
+                    for i in range(2):
+                        await source.capture_frame(numbered_frame(i))
+                    got = [await asyncio.wait_for(stream.receive(), 10) for _ in range(2)]
+                    for i, frame in enumerate(got):
+                        np.testing.assert_array_equal(frame.data[:, 0], numbered_frame(i).data)
+                    del got, frame
+
+    run(main)
+
+
+def test_leaving_the_block_ends_a_wait_in_another_task_with_closed_resource_error() -> None:
+    async def main() -> None:
+        baseline = rtc.live_handles()
+        async with rtc.open_audio_source(queue_size_ms=0) as source:
+            with rtc.LocalAudioTrack.create("mic", source) as track:
+                async with rtc.open_audio_stream(track) as stream:
+                    waiting = asyncio.create_task(stream.receive())
+                    await asyncio.sleep(0.05)
+                    assert not waiting.done()
+        with pytest.raises(trio.ClosedResourceError):
+            await asyncio.wait_for(waiting, 10)
+        assert settled() == baseline
+
+    run(main)
+
+
+def test_a_frame_kept_for_the_next_receive_goes_with_the_block() -> None:
+    """A frame the trio side received for a wait that was cancelled meanwhile is kept for the
+    next receive (``_kept``); leaving the block releases it like a buffered one."""
+
+    async def main() -> None:
+        baseline = rtc.live_handles()
+        async with rtc.open_audio_source(queue_size_ms=0) as source:
+            with rtc.LocalAudioTrack.create("mic", source) as track:
+                async with rtc.open_audio_stream(track) as stream:
+                    await source.capture_frame(numbered_frame(0))
+                    await _buffered(stream, 1)
+                    stream._kept.append(stream.receive_nowait())  # as a cancelled wait leaves it
+        assert rtc.live_handles() == baseline  # no gc needed: nothing else holds the frame
+
+    run(main)
+
+
+def test_a_capture_that_must_wait_waits_in_trio_and_keeps_order() -> None:
+    """With a 20 ms queue most captures find the previous one in flight: they wait in trio;
+    the others are sent at once. Either way, frames arrive in order and complete."""
+    count = 30
+
+    async def main() -> None:
+        async with rtc.open_audio_source(queue_size_ms=20) as source:
+            with rtc.LocalAudioTrack.create("mic", source) as track:
+                async with rtc.open_audio_stream(track, capacity=count * 2) as stream:
+                    for i in range(count):
+                        await source.capture_frame(numbered_frame(i))
+                    await asyncio.wait_for(source.wait_for_playout(), 10)
+                    got: list[rtc.AudioFrame] = []
+                    while len(got) < count:
+                        frame = await asyncio.wait_for(stream.receive(), 10)
+                        if frame.data.any():  # a queued source plays silence while it is empty
+                            got.append(frame)
+        for i, frame in enumerate(got):
+            np.testing.assert_array_equal(frame.data[:, 0], numbered_frame(i).data)
+
+    run(main)

@@ -24,6 +24,7 @@ RESULT_KEYS = [
 RESULT_KEYS += ["mixer-4"]  # voice toolkit: mixer (issue 8)
 RPC_KEYS = ["data-rpc", "rpc-16"]  # through the tests' livekit-server
 RPC_SCHEMA = ["calls_per_s", "cpu_us_per_call", "latency_ms_p50", "latency_ms_p99", "errors"]
+RESULT_KEYS += ["aio-audio-1", "aio-audio-100", "audio-realtime-100-one-pacer"]  # issue 10, sec. 2/2b
 ALWAYS = ["frames_per_s", "cpu_us_per_frame", "python_cpu_us_per_frame",
           "native_cpu_us_per_frame", "drops", "peak_rss_mb", "streams"]
 SCHEMA = ALWAYS + ["latency_ms_p50", "latency_ms_p99", "py_heap_bytes_per_frame"]
@@ -76,7 +77,6 @@ def test_quick_bench_has_figures_for_both(tmp_path: Path) -> None:
 # ---- room-* scenarios (issue 10): through the test server ----
 
 import os  # noqa: E402
-import random  # noqa: E402
 
 import numpy as np  # noqa: E402
 
