@@ -128,7 +128,7 @@ class AudioSource:
         )
         if sent == lib.RTC_CAPTURE_REFUSED:  # the previous capture completed: only this one failed
             raise RtcError("livekit_ffi refused the capture_audio_frame request")
-        return sent == lib.RTC_CAPTURE_SENT
+        return bool(sent == lib.RTC_CAPTURE_SENT)
 
     async def _settle_pending(self) -> None:
         """Wait until no capture is in flight; raise the last one's failure, exactly once.
