@@ -148,7 +148,7 @@ def test_leaving_the_block_closes_what_it_opened_and_ends_its_trio_task() -> Non
             assert living_tasks() == tasks + 1  # the one trio task holding the block
             with rtc.LocalAudioTrack.create("mic", source) as track:
                 async with rtc.open_audio_stream(track) as stream:
-                    assert rtc.live_handles() == baseline + 3 + 2  # + the queued source's playout observer
+                    assert rtc.live_handles() == baseline + 3  # a direct source has no playout observer
         assert rtc.live_handles() == baseline and living_tasks() == tasks
         with pytest.raises(trio.ClosedResourceError):
             await source.capture_frame(numbered_frame(0))
