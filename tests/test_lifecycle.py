@@ -120,7 +120,8 @@ async def test_cancelled_capture_loses_nothing_already_sent() -> None:
         received = []
         with trio.move_on_after(0.5):
             async for frame in stream:
-                received.append(frame.data[:, 0].copy())
+                if frame.data.any():  # the queue plays silence whenever it runs empty
+                    received.append(frame.data[:, 0].copy())
         assert len(received) >= sent  # every completed capture arrived, in order
         for i in range(sent):
             assert (received[i] == numbered_frame(i).data).all()
