@@ -66,11 +66,13 @@ class RemoteParticipant(Participant, FollowableParticipant):
         """False once the room applied the participant's departure (or closed)."""
         return not self._gone
 
-    def _leave(self) -> None:
-        """The participant left: its streams end; its handle goes now or with the room."""
-        self._go()
+    def _leave(self) -> bool:
+        """The participant left: its handle goes now or with the room. True if streams
+        wait for them to come back (see ``open_audio_stream``'s ``rejoin_grace``)."""
+        waited_for = self._depart()
         if not self._streamed:
             self._handle.release()
+        return waited_for
 
 
 @dataclass(eq=False)
