@@ -66,10 +66,11 @@ class RemoteParticipant(Participant, FollowableParticipant):
         """False once the room applied the participant's departure (or closed)."""
         return not self._gone
 
-    def _leave(self) -> bool:
+    def _leave(self, reconnecting: bool = False) -> bool:
         """The participant left: its handle goes now or with the room. True if streams
-        wait for them to come back (see ``open_audio_stream``'s ``rejoin_grace``)."""
-        waited_for = self._depart()
+        wait for them to come back (see ``open_audio_stream``'s ``rejoin_grace``, which
+        starts once the room is connected again if it is ``reconnecting``)."""
+        waited_for = self._depart(held=reconnecting)
         if not self._streamed:
             self._handle.release()
         return waited_for

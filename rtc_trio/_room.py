@@ -439,6 +439,8 @@ class Room:
     @_applies("reconnected")
     def _reconnected(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
         self.connection_state = ev.ConnectionState.CONNECTED
+        for departed in self._departed.values():  # left while we could not tell: from now on
+            departed._hold_over()
         return ev.Reconnected()
 
     @_applies("disconnected")
@@ -464,7 +466,7 @@ class Room:
             if publication.track is not None:
                 publication.track.close()
             publication._handle.release()
-        if remote._leave():
+        if remote._leave(self.connection_state == ev.ConnectionState.RECONNECTING):
             self._departed = {i: p for i, p in self._departed.items() if p._followers}
             self._departed[remote.identity] = remote
 

@@ -61,13 +61,20 @@ class FollowableParticipant:
             current = current._successor
         return current
 
-    def _depart(self) -> bool:
-        """They left: their streams wait for them (the grace period). True if any does."""
+    def _depart(self, held: bool = False) -> bool:
+        """They left: their streams wait for them (the grace period; ``held``: from
+        :meth:`_hold_over`, the room is reconnecting). True if any stream waits."""
         self._gone = True
-        now = trio.current_time()
+        deadline = math.inf if held else trio.current_time()
         for follower in list(self._followers):
-            follower.departed(now)
+            follower.departed(deadline)
         return bool(self._followers)
+
+    def _hold_over(self) -> None:
+        """The room reconnected without them: the grace period of streams held starts now."""
+        now = trio.current_time()
+        for follower in self._followers:
+            follower.grace_from(now)
 
     def _go(self) -> None:
         """The room is gone: every stream following them ends, for good."""
@@ -106,10 +113,16 @@ class Follower:
         self.participant._followers.discard(self)
 
     def departed(self, now: float) -> None:
-        """The participant left: the native stream ends, the grace period starts."""
+        """The participant left: the native stream ends, the grace period starts at ``now``
+        (``math.inf``: when the room is back, see :meth:`grace_from`)."""
         self.succession.deadline = now + self._grace
         _router.end(self.stream._handle.id)
         self.stream._wake()
+
+    def grace_from(self, now: float) -> None:
+        if self.succession.deadline == math.inf:
+            self.succession.deadline = now + self._grace
+            self.stream._wake()
 
     def end(self) -> None:
         self.succession.ended = True

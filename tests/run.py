@@ -182,9 +182,12 @@ def _config(addr: str) -> str:
 
 
 @contextlib.contextmanager
-def livekit_server(ns: str, addr: str, binary: Path, log: Path) -> Iterator[LiveServer]:
-    """Run livekit-server in namespace ``ns`` on ``addr``, logging to ``log``; stop it after."""
-    key, secret = f"API{secrets.token_hex(6)}", f"secret{secrets.token_hex(24)}"
+def livekit_server(ns: str, addr: str, binary: Path, log: Path,
+                   keys: tuple[str, str] | None = None) -> Iterator[LiveServer]:
+    """Run livekit-server in namespace ``ns`` on ``addr``, logging to ``log``; stop it after.
+
+    ``keys`` (API key, secret) are generated unless given (a restarted server keeps them)."""
+    key, secret = keys or (f"API{secrets.token_hex(6)}", f"secret{secrets.token_hex(24)}")
     command = [ip_binary(), "netns", "exec", ns, str(binary), "--bind", addr, "--node-ip", addr,
                "--keys", f"{key}: {secret}", "--config-body", _config(addr)]
     started = time.monotonic()
