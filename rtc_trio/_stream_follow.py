@@ -165,11 +165,12 @@ def check_stream_source(
             raise TypeError(f"{track!r} is not an {kind.name.lower()} track"
                             if kind == TrackKind.AUDIO else f"{track!r} is not a video track")
         return None, 0.0
+    grace = check_grace(rejoin_grace)
     if not isinstance(participant, FollowableParticipant):
         raise TypeError(f"participant must be a RemoteParticipant, not {type(participant).__name__}")
     if not isinstance(track_source, TrackSource):
         raise TypeError("participant= needs track_source=, a TrackSource")
-    return participant, check_grace(rejoin_grace)
+    return participant, grace
 
 
 def check_grace(value: object) -> float:

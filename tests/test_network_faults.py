@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 import pytest
 import trio
 
+import rtc_trio as rtc
 from tests import run as runner
 from tests.server import TestServer, require_server
 from tests.test_room_support import room_name
@@ -378,13 +379,15 @@ async def resume(case: Case) -> None:
 
 async def full_reconnect(case: Case) -> None:
     """A cut that lasts until the native side gives up resuming and starts a full reconnect
-    (it reports alice gone, though she never left); the link returns; bob joins again as a new
+    (it reports alice gone, though she never left), and then longer than the stream's grace:
+    it does not run while the room reconnects. The link returns; bob joins again as a new
     session, alice comes back to him, and the same stream plays her tone."""
     assert case.namespace is not None
-    async with listening(case) as (_, bob, stream):
+    async with listening(case, grace=GRACE) as (_, bob, stream):
         cut = await case.namespace.cut()
         reconnecting = await bob.wait_for("Reconnecting", after=cut, timeout=RECONNECTING_WITHIN)
         await bob.wait_for("ParticipantDisconnected", after=reconnecting["t"], timeout=BOUND)
+        await trio.sleep(GRACE + 2.0)
         restored = await case.namespace.restore()
         case.moments["cut (s)"] = restored - cut
         await bob.wait_for("ParticipantConnected", after=restored, timeout=BOUND)
@@ -541,3 +544,25 @@ def test_beyond_retries(outcomes: dict[str, Outcome]) -> None:
 
 def test_server_restarted(outcomes: dict[str, Outcome]) -> None:
     _check(outcomes, "server_restarted")
+
+
+async def test_rejoin_grace_is_checked_before_anything_native() -> None:
+    before = rtc.live_handles()
+    for bad, error in (("10", TypeError), (True, TypeError), (-1.0, ValueError),
+                       (float("nan"), ValueError)):
+        with pytest.raises(error, match="rejoin_grace"):
+            async with rtc.open_audio_stream(participant=object(),  # type: ignore[arg-type]
+                                             track_source=rtc.TrackSource.MICROPHONE,
+                                             rejoin_grace=bad):
+                pass
+        with pytest.raises(error, match="rejoin_grace"):
+            async with rtc.open_video_stream(participant=object(),  # type: ignore[arg-type]
+                                             track_source=rtc.TrackSource.CAMERA,
+                                             rejoin_grace=bad):
+                pass
+    async with rtc.open_audio_source(48000, 1) as source:
+        with rtc.LocalAudioTrack.create("mic", source) as track:
+            with pytest.raises(TypeError, match="rejoin_grace goes with participant="):
+                async with rtc.open_audio_stream(track, rejoin_grace=1.0):
+                    pass
+    assert rtc.live_handles() == before
