@@ -548,8 +548,9 @@ def test_server_restarted(outcomes: dict[str, Outcome]) -> None:
 
 async def test_rejoin_grace_is_checked_before_anything_native() -> None:
     before = rtc.live_handles()
-    for bad, error in (("10", TypeError), (True, TypeError), (-1.0, ValueError),
-                       (float("nan"), ValueError)):
+    bads: tuple[tuple[Any, type[Exception]], ...] = (
+        ("10", TypeError), (True, TypeError), (-1.0, ValueError), (float("nan"), ValueError))
+    for bad, error in bads:
         with pytest.raises(error, match="rejoin_grace"):
             async with rtc.open_audio_stream(participant=object(),  # type: ignore[arg-type]
                                              track_source=rtc.TrackSource.MICROPHONE,
