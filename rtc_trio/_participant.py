@@ -53,7 +53,8 @@ class Participant:
 
 
 class RemoteParticipant(Participant, FollowableParticipant):
-    """Another participant; open its media with ``open_audio_stream(participant=...)``."""
+    """Another participant; open its media with ``open_audio_stream(participant=...)``, a
+    stream that follows their identity (also when they come back as a new object)."""
 
     track_publications: dict[str, RemoteTrackPublication]  # type: ignore[assignment]
 
