@@ -398,6 +398,21 @@ async def full_reconnect(case: Case) -> None:
     assert len(sessions) == 2, f"bob's sessions: {sessions}"
 
 
+async def server_asks_full_reconnect(case: Case) -> None:
+    """The native ``simulate_scenario`` request (SIMULATE_FULL_RECONNECT) has the server ask
+    bob to leave and reconnect: the same events as a full reconnect after a cut, in a second
+    (here alice's departure comes before ``Reconnecting``), and the same stream plays on."""
+    async with listening(case) as (_, bob, stream):
+        asked = time.monotonic()
+        await bob.send("full-reconnect")
+        await bob.wait_for("ParticipantConnected", after=asked, timeout=BOUND)
+        await bob.wait_for("Reconnected", after=asked, timeout=BOUND)
+        case.moments["tone back after the request (s)"] = await back_through(bob, stream, asked, asked)
+        assert "ParticipantDisconnected" in room_events(bob, asked), bob.events()
+    sessions = case.server.log_lines(rf"starting RTC session.*{case.room}.*\"participant\": \"bob\"")
+    assert len(sessions) == 2, f"bob's sessions: {sessions}"
+
+
 async def rejoin(case: Case) -> None:
     """Alice leaves, and joins again under her identity with another tone: the same stream
     plays the new tone."""
@@ -457,7 +472,8 @@ async def server_restarted(case: Case) -> None:
 
 
 CASES: dict[str, Callable[[Case], Awaitable[None]]] = {
-    "blip": blip, "resume": resume, "full_reconnect": full_reconnect, "rejoin": rejoin,
+    "blip": blip, "resume": resume, "full_reconnect": full_reconnect,
+    "server_asks_full_reconnect": server_asks_full_reconnect, "rejoin": rejoin,
     "grace_runs_out": grace_runs_out, "beyond_retries": beyond_retries,
     "server_restarted": server_restarted,
 }
@@ -528,6 +544,10 @@ def test_resume(outcomes: dict[str, Outcome]) -> None:
 
 def test_full_reconnect(outcomes: dict[str, Outcome]) -> None:
     _check(outcomes, "full_reconnect")
+
+
+def test_server_asks_full_reconnect(outcomes: dict[str, Outcome]) -> None:
+    _check(outcomes, "server_asks_full_reconnect")
 
 
 def test_rejoin(outcomes: dict[str, Outcome]) -> None:
