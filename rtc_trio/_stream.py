@@ -193,6 +193,10 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
                 await self._wait_fd()
         return False
 
+    @property
+    def _closed(self) -> bool:
+        return self._wake_fd < 0
+
     def _wake(self) -> None:
         """Wake a consumer waiting on the eventfd (from the trio thread)."""
         if self._wake_fd >= 0:

@@ -35,10 +35,12 @@ logger = logging.getLogger("rtc_trio")
 REJOIN_GRACE = 10.0
 """Seconds a stream that follows a participant waits for them to come back after they left.
 
-It covers what looks like a departure but is not one: the room's own full reconnect
-(departure and return arrive together), a remote's full reconnect (the server replaces the
-session at once), a remote app restarting or a browser tab reloading (a few seconds); and it
-is short enough that a consumer learns of a real departure within seconds."""
+It covers what looks like a departure but is not one: a remote's full reconnect (the server
+replaces the session at once), a remote app restarting or a browser tab reloading (a few
+seconds), a server asking this client to reconnect (departure and return within a second);
+and it is short enough that a consumer learns of a real departure within seconds. A
+departure reported while the room is reconnecting (this client's own link is down) starts
+no grace until the room is back: it may last as long as the native retry window."""
 
 
 class FollowableParticipant:
@@ -62,8 +64,8 @@ class FollowableParticipant:
         return current
 
     def _depart(self, held: bool = False) -> bool:
-        """They left: their streams wait for them (the grace period; ``held``: from
-        :meth:`_hold_over`, the room is reconnecting). True if any stream waits."""
+        """They left: their streams wait for them, for the grace period (``held``: the room is
+        reconnecting, the grace starts at :meth:`_hold_over`). True if any stream waits."""
         self._gone = True
         deadline = math.inf if held else trio.current_time()
         for follower in list(self._followers):
@@ -112,27 +114,32 @@ class Follower:
         """The stream's block ended."""
         self.participant._followers.discard(self)
 
-    def departed(self, now: float) -> None:
-        """The participant left: the native stream ends, the grace period starts at ``now``
+    def departed(self, start: float) -> None:
+        """The participant left: the native stream ends, the grace period starts at ``start``
         (``math.inf``: when the room is back, see :meth:`grace_from`)."""
-        self.succession.deadline = now + self._grace
-        _router.end(self.stream._handle.id)
-        self.stream._wake()
+        self.succession.deadline = start + self._grace
+        self._end_source()
 
     def grace_from(self, now: float) -> None:
+        """The room is back: a grace period held while it reconnected starts ``now``."""
         if self.succession.deadline == math.inf:
             self.succession.deadline = now + self._grace
             self.stream._wake()
 
     def end(self) -> None:
         self.succession.ended = True
-        _router.end(self.stream._handle.id)
-        self.stream._wake()
+        self._end_source()
+
+    def _end_source(self) -> None:
+        """The native stream read now ends (its consumer is woken to see it)."""
+        if not self.stream._closed:  # (aclose() before the block's end): nothing to end
+            _router.end(self.stream._handle.id)
+            self.stream._wake()
 
     def rejoined(self, participant: FollowableParticipant) -> None:
         """The participant is back as ``participant``: read their media from now on, unless
-        the grace period ran out (then the stream ends)."""
-        if self.succession.over():
+        the grace period ran out or the stream was closed (then it ends)."""
+        if self.succession.over() or self.stream._closed:
             self.end()
             return
         self._attach(participant)
