@@ -12,7 +12,9 @@ from rtc_trio._audio_frame import AudioFrame, valid_buffer_info
 from rtc_trio._ffi import ffi, lib
 from rtc_trio._proto import audio_frame_pb2
 from rtc_trio._stream import FrameStream, check_audio_stream, native_backlog
-from rtc_trio._stream_follow import FollowableParticipant, check_stream_source, open_frame_stream
+from rtc_trio._stream_follow import (
+    REJOIN_GRACE, FollowableParticipant, check_stream_source, open_frame_stream,
+)
 from rtc_trio._track import Track, TrackKind, TrackSource
 
 DEFAULT_AUDIO_CAPACITY = 100
@@ -41,22 +43,40 @@ class AudioStream(FrameStream[AudioFrame]):
         self.sample_rate = sample_rate
         self.num_channels = num_channels
         self._slot = ffi.new("rtc_audio_frame *")
-        self._ring_dropped = 0
-        opened = lib.rtc_ring_open(handle.id, sub.capacity, self._wake_fd)
-        if opened != lib.RTC_OPENED:
+        self._ring_dropped = 0  # of rings closed so far
+        try:
+            self._adopt()
+        except BaseException:
             super()._close()
+            raise
+
+    def _adopt(self) -> None:
+        opened = lib.rtc_ring_open(self._handle.id, self._sub.capacity, self._wake_fd)
+        if opened != lib.RTC_OPENED:
             if opened == lib.RTC_NO_MEMORY:
-                raise MemoryError(f"no memory for a frame ring of {sub.capacity} frames")
+                raise MemoryError(f"no memory for a frame ring of {self._sub.capacity} frames")
             if opened == lib.RTC_EXISTS:
-                raise RuntimeError(f"audio stream {handle.id} already has a frame ring")
-            raise ValueError(f"no frame ring of capacity {sub.capacity}")
+                raise RuntimeError(f"audio stream {self._handle.id} already has a frame ring")
+            raise ValueError(f"no frame ring of capacity {self._sub.capacity}")
+
+    def _retire(self) -> None:
+        self._close_ring(count_buffered=True)
+        super()._retire()
+
+    def _close_ring(self, count_buffered: bool = False) -> None:
+        if not self._handle.released:
+            self._ring_dropped += int(lib.rtc_ring_dropped(self._handle.id))
+            if count_buffered:
+                self._ring_dropped += int(lib.rtc_ring_count(self._handle.id))
+        lib.rtc_ring_close(self._handle.id)  # from here on nothing native writes to the fd
 
     @property
     def dropped(self) -> int:
         """Frames dropped because the consumer fell behind."""
+        dropped = super().dropped + self._ring_dropped
         if self._handle.released:
-            return self._sub.dropped + self._ring_dropped
-        return self._sub.dropped + int(lib.rtc_ring_dropped(self._handle.id))
+            return dropped
+        return dropped + int(lib.rtc_ring_dropped(self._handle.id))
 
     def _buffered(self) -> int:
         return self._sub.buffered() + int(lib.rtc_ring_count(self._handle.id))
@@ -83,9 +103,7 @@ class AudioStream(FrameStream[AudioFrame]):
         return self._sub.park_on_fd() and not lib.rtc_ring_park(self._handle.id)
 
     def _close(self) -> None:
-        if not self._handle.released:
-            self._ring_dropped = int(lib.rtc_ring_dropped(self._handle.id))
-        lib.rtc_ring_close(self._handle.id)  # from here on nothing native writes to the fd
+        self._close_ring()
         super()._close()
 
 
@@ -95,6 +113,7 @@ async def open_audio_stream(
     *,
     participant: FollowableParticipant | None = None,
     track_source: TrackSource | None = None,
+    rejoin_grace: float = REJOIN_GRACE,
     sample_rate: int = 48000,
     num_channels: int = 1,
     frame_size_ms: int | None = None,
@@ -103,8 +122,11 @@ async def open_audio_stream(
     """Receive the audio of ``track``, resampled and remixed to ``sample_rate``/``num_channels``.
 
     Or, with ``participant=`` and ``track_source=`` instead of a track, the audio of that
-    remote participant's track of that source, followed across re-publishes; the stream ends
-    when the participant leaves. ``frame_size_ms`` sets the length of each frame (native
+    remote participant's track of that source, followed by identity: across re-publishes, the
+    room's reconnections, and a leave and rejoin under the same identity. The stream ends once
+    the participant has been gone for ``rejoin_grace`` seconds (10 by default; ``math.inf``:
+    only with the room), when the room disconnects, or with the block.
+    ``frame_size_ms`` sets the length of each frame (native
     10 ms frames when None). Nothing of the stream outlives the block: leaving it stops the
     native stream and releases every frame still buffered.
 
@@ -113,7 +135,8 @@ async def open_audio_stream(
     128 MiB together (139,810 frames of 10 ms at 48 kHz mono). Asked for more channels than
     the track has, the native remixer decides the count: read ``frame.num_channels``.
     """
-    who = check_stream_source("open_audio_stream", track, participant, track_source, TrackKind.AUDIO)
+    who, grace = check_stream_source("open_audio_stream", track, participant, track_source,
+                                     TrackKind.AUDIO, rejoin_grace)
     sample_rate, num_channels, frame_size_ms, capacity = check_audio_stream(
         sample_rate, num_channels, frame_size_ms, capacity)
 
@@ -128,6 +151,7 @@ async def open_audio_stream(
     async with open_frame_stream(
         track, who, track_source, ("new_audio_stream", "audio_stream_from_participant"),
         configure, capacity, lambda sub, handle: AudioStream(sub, handle, sample_rate, num_channels),
+        grace,
     ) as stream:
         yield stream
 

@@ -56,7 +56,8 @@ class Participant:
 
 
 class RemoteParticipant(Participant, FollowableParticipant):
-    """Another participant; open its media with ``open_audio_stream(participant=...)``."""
+    """Another participant; open its media with ``open_audio_stream(participant=...)``, a
+    stream that follows their identity (also when they come back as a new object)."""
 
     track_publications: dict[str, RemoteTrackPublication]  # type: ignore[assignment]
 
@@ -69,11 +70,14 @@ class RemoteParticipant(Participant, FollowableParticipant):
         """False once the room applied the participant's departure (or closed)."""
         return not self._gone
 
-    def _leave(self) -> None:
-        """The participant left: its streams end; its handle goes now or with the room."""
-        self._go()
+    def _leave(self, reconnecting: bool = False) -> bool:
+        """The participant left: its handle goes now or with the room. True if streams
+        wait for them to come back (see ``open_audio_stream``'s ``rejoin_grace``, which
+        starts once the room is connected again if it is ``reconnecting``)."""
+        waited_for = self._depart(held=reconnecting)
         if not self._streamed:
             self._handle.release()
+        return waited_for
 
 
 @dataclass(eq=False)

@@ -174,6 +174,7 @@ class Room:
         self.disconnect_reason: ev.DisconnectReason | None = None
         self._channels: weakref.WeakSet[ev.RoomEvents] = weakref.WeakSet()
         self._remote_participants: dict[str, RemoteParticipant] = {}
+        self._departed: dict[str, RemoteParticipant] = {}  # by identity: who left, followed by streams
         self._eos = trio.Event()
         self._link = RoomLink(MappingProxyType(self._remote_participants), self._announce_local)
         self.local_participant = LocalParticipant(result.local_participant, self._link)
@@ -292,6 +293,9 @@ class Room:
         if previous is not None:
             self._drop_participant(previous)
         self._remote_participants[joined.identity] = joined
+        departed = self._departed.pop(joined.identity, None)
+        if departed is not None:  # back (a rejoin, or a full reconnect): their streams follow
+            joined._succeed(departed)
         return ev.ParticipantConnected(joined)
 
     @_applies("participant_disconnected")
@@ -438,6 +442,8 @@ class Room:
     @_applies("reconnected")
     def _reconnected(self, msg: Any, _: bytes | None) -> ev.RoomEvent | None:
         self.connection_state = ev.ConnectionState.CONNECTED
+        for departed in self._departed.values():  # left while we could not tell: from now on
+            departed._hold_over()
         return ev.Reconnected()
 
     @_applies("disconnected")
@@ -485,12 +491,15 @@ class Room:
 
     # -- state changes that release or end things ------------------------------------------
     def _drop_participant(self, remote: RemoteParticipant) -> None:
-        """``remote`` left: its tracks and streams end, its publications are released."""
+        """``remote`` left: its tracks end, its publications are released; streams that
+        follow the participant wait for their identity to come back."""
         for publication in remote.track_publications.values():
             if publication.track is not None:
                 publication.track.close()
             publication._handle.release()
-        remote._leave()
+        if remote._leave(self.connection_state == ev.ConnectionState.RECONNECTING):
+            self._departed = {i: p for i, p in self._departed.items() if p._followers}
+            self._departed[remote.identity] = remote
 
     def _announce_local(self, publication: LocalTrackPublication) -> None:
         self._emit(ev.LocalTrackPublished(publication))
@@ -506,6 +515,9 @@ class Room:
                     publication.track.close()
             remote._go()
         self._streams.room_ended("the room disconnected before the stream ended")
+        for departed in self._departed.values():
+            departed._go()
+        self._departed.clear()
 
     # -- data streams (rtc_trio._data_streams) ----------------------------------------------
     def text_streams(

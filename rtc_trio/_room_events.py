@@ -201,16 +201,23 @@ class DataReceived:
 
 @dataclass(frozen=True)
 class Reconnecting:
-    pass
+    """The link to the server was lost (its ping timed out, or the server went away); the
+    native side is trying to resume the session, then to rejoin. Streams keep their place;
+    a participant's departure reported from now on starts no ``rejoin_grace`` until
+    :class:`Reconnected`."""
 
 
 @dataclass(frozen=True)
 class Reconnected:
-    pass
+    """Back: the session was resumed, or the room rejoined in full (then the remote
+    participants came back as new objects, and streams that follow them follow on)."""
 
 
 @dataclass(frozen=True)
 class Disconnected:
+    """The room is over (the server or this client ended it, or the native side gave up
+    reconnecting): every stream of the room ends."""
+
     reason: DisconnectReason
 
 

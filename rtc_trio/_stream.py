@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
@@ -84,6 +85,23 @@ class StreamStatistics:
     """Frames dropped so far because the consumer fell behind."""
 
 
+@dataclass
+class Succession:
+    """Whether a stream that follows a participant may still get a next source.
+
+    Set by the room as the participant leaves and comes back: ``deadline`` (on trio's
+    clock) is when the stream ends unless they are back; ``ended`` is final.
+    """
+
+    deadline: float = math.inf
+    ended: bool = False
+
+    def over(self) -> bool:
+        if not self.ended and trio.current_time() >= self.deadline:
+            self.ended = True
+        return self.ended
+
+
 class FrameStream(trio.abc.ReceiveChannel[FrameT]):
     """Frames of one native stream, in order, from a buffer of ``capacity`` frames.
 
@@ -98,11 +116,14 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         self._handle = handle
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         sub.wake_fd = self._wake_fd
+        self._succession: Succession | None = None  # set for a stream that follows a participant
+        self._generation = 0  # how many times the native stream was replaced
+        self._retired_dropped = 0  # dropped by the native streams replaced so far
 
     @property
     def dropped(self) -> int:
         """Frames dropped because the consumer fell behind."""
-        return self._sub.dropped
+        return self._sub.dropped + self._retired_dropped
 
     @property
     def capacity(self) -> int:
@@ -169,19 +190,71 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         await trio.lowlevel.checkpoint_if_cancelled()
         waited = False
         while True:
-            frame = self._pop()
+            try:
+                frame = self._pop()
+            except trio.EndOfChannel:
+                if not await self._next_source():
+                    raise trio.EndOfChannel from None
+                waited = True
+                continue
             if frame is not None:
                 break
             if self._park():
-                await trio.lowlevel.wait_readable(self._wake_fd)
+                await self._wait_fd()
                 waited = True
-                try:
-                    os.eventfd_read(self._wake_fd)
-                except BlockingIOError:
-                    pass  # a spurious wake-up: nothing was written
         if not waited:
             await trio.lowlevel.cancel_shielded_checkpoint()
         return frame
+
+    async def _wait_fd(self) -> None:
+        await trio.lowlevel.wait_readable(self._wake_fd)
+        try:
+            os.eventfd_read(self._wake_fd)
+        except BlockingIOError:
+            pass  # a spurious wake-up: nothing was written
+
+    async def _next_source(self) -> bool:
+        """The native stream ended: True once a stream that follows a participant has its
+        next one (they came back), False if the stream ends (at once for any other)."""
+        succession = self._succession
+        if succession is None:
+            return False
+        generation = self._generation
+        while not succession.over():
+            if self._generation != generation:
+                return True
+            with trio.move_on_at(succession.deadline):
+                await self._wait_fd()
+        return False
+
+    @property
+    def _closed(self) -> bool:
+        return self._wake_fd < 0
+
+    def _wake(self) -> None:
+        """Wake a consumer waiting on the eventfd (from the trio thread)."""
+        if self._wake_fd >= 0:
+            os.eventfd_write(self._wake_fd, 1)
+
+    def _replace(self, sub: _router.Subscription[Any], handle: NativeHandle) -> None:
+        """Read from the native stream ``handle`` from now on; the current one is released
+        (frames it still buffers are counted as dropped)."""
+        self._retire()
+        self._sub, self._handle = sub, handle
+        sub.wake_fd = self._wake_fd
+        self._generation += 1
+        try:
+            self._adopt()
+        finally:
+            self._wake()
+
+    def _retire(self) -> None:
+        self._retired_dropped += self._sub.dropped + self._sub.buffered()
+        self._sub.close()
+        self._handle.release()  # the replaced native stream stops
+
+    def _adopt(self) -> None:
+        """A new native stream was set: what a subclass adds to read it."""
 
     async def aclose(self) -> None:
         """Close the stream before its block ends: what leaving the block does, early.
@@ -201,14 +274,11 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         self._handle.release()
 
 
-def create_stream(
-    req: ffi_pb2.FfiRequest, capacity: int,
-    make: Callable[[_router.Subscription[Any], NativeHandle], StreamT],
-) -> StreamT:
-    """Send a stream-creating request, route its events, and wrap them with ``make``.
+def open_native(req: ffi_pb2.FfiRequest, capacity: int) -> tuple[_router.Subscription[Any], NativeHandle]:
+    """Send a stream-creating request; its handle and the subscription its events go to.
 
     Events that arrive before the response names the stream's handle are parked by the
-    router and claimed here. On any failure nothing is left behind.
+    router and claimed here. On failure nothing is left behind.
     """
     sub: _router.Subscription[Any] = _router.Subscription(capacity)
     try:
@@ -219,6 +289,18 @@ def create_stream(
     owned = getattr(response, req.WhichOneof("message") or "").stream
     handle = NativeHandle(owned.handle.id)
     _router.subscribe(handle.id, sub)
+    return sub, handle
+
+
+def create_stream(
+    req: ffi_pb2.FfiRequest, capacity: int,
+    make: Callable[[_router.Subscription[Any], NativeHandle], StreamT],
+) -> StreamT:
+    """Send a stream-creating request, route its events, and wrap them with ``make``.
+
+    On any failure nothing is left behind.
+    """
+    sub, handle = open_native(req, capacity)
     try:
         return make(sub, handle)
     except BaseException:

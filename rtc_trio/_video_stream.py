@@ -9,7 +9,9 @@ from typing import AsyncIterator, final
 from rtc_trio import _handles, _native, _router
 from rtc_trio._proto import video_frame_pb2
 from rtc_trio._stream import MAX_VIDEO_CAPACITY, FrameStream, check_capacity, native_backlog
-from rtc_trio._stream_follow import FollowableParticipant, check_stream_source, open_frame_stream
+from rtc_trio._stream_follow import (
+    REJOIN_GRACE, FollowableParticipant, check_stream_source, open_frame_stream,
+)
 from rtc_trio._track import Track, TrackKind, TrackSource
 from rtc_trio._video_frame import VideoBufferType, VideoFrame, as_buffer_type
 
@@ -51,21 +53,23 @@ async def open_video_stream(
     *,
     participant: FollowableParticipant | None = None,
     track_source: TrackSource | None = None,
+    rejoin_grace: float = REJOIN_GRACE,
     format: VideoBufferType = VideoBufferType.RGBA,
     capacity: int = DEFAULT_VIDEO_CAPACITY,
 ) -> AsyncIterator[VideoStream]:
     """Receive the pictures of ``track``, converted natively to ``format``.
 
     Or, with ``participant=`` and ``track_source=`` instead of a track, the pictures of that
-    remote participant's track of that source, followed across re-publishes; the stream ends
-    when the participant leaves. Nothing of the stream outlives the block: leaving it stops
-    the native stream and releases every frame still buffered.
+    remote participant's track of that source, followed by identity as
+    :func:`open_audio_stream` does (``rejoin_grace``). Nothing of the stream outlives the
+    block: leaving it stops the native stream and releases every frame still buffered.
 
     Supported (the README's "Supported values"): ``format`` RGBA, ABGR, ARGB, BGRA, RGB24 or I420 (convert
     the frames for another type); ``capacity`` 1 to 30 frames. A local track's pictures
     arrive cropped to multiples of 4 pixels (1282x722 arrives as 1280x720).
     """
-    who = check_stream_source("open_video_stream", track, participant, track_source, TrackKind.VIDEO)
+    who, grace = check_stream_source("open_video_stream", track, participant, track_source,
+                                     TrackKind.VIDEO, rejoin_grace)
     kind = as_buffer_type(format, "format")
     if kind not in STREAM_FORMATS:
         names = ", ".join(t.name for t in STREAM_FORMATS)
@@ -80,7 +84,7 @@ async def open_video_stream(
 
     async with open_frame_stream(
         track, who, track_source, ("new_video_stream", "video_stream_from_participant"),
-        configure, capacity, lambda sub, handle: VideoStream(sub, handle, kind),
+        configure, capacity, lambda sub, handle: VideoStream(sub, handle, kind), grace,
     ) as stream:
         yield stream
 

@@ -43,7 +43,8 @@ def test_open_stream_while_the_publisher_leaves() -> None:
                     opened = rtc.open_audio_stream(subscribed.track)
                 else:
                     opened = rtc.open_audio_stream(participant=subscribed.participant,
-                                                   track_source=rtc.TrackSource.MICROPHONE)
+                                                   track_source=rtc.TrackSource.MICROPHONE,
+                                                   rejoin_grace=0)  # ends as alice leaves
                 async with opened as stream:
                     with trio.fail_after(BOUND):
                         async for _ in stream:
