@@ -928,6 +928,11 @@ class IncomingStreams(_Receiver[R], _Passthrough):
         reader: Any = super().receive_nowait()  # a trio reader, made asyncio's here
         return self._wrap(reader, self._link)
 
+    def statistics(self) -> IncomingStreamsStatistics:
+        """How many readers wait to be taken, the capacity, and how many were dropped."""
+        stats = self._trio.statistics()
+        return IncomingStreamsStatistics(stats.waiting + len(self._kept), stats.capacity, stats.dropped)
+
     def close(self) -> None:
         """Stop listening: every reader given out or waiting is closed."""
         self._kept.clear()

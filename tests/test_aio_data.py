@@ -71,6 +71,25 @@ def test_text_round_trip_with_sender_identity_and_a_writer() -> None:
                 with pytest.raises(rtc.StreamError):
                     await bounded(reader.read_all())
 
+                started = asyncio.Event()
+
+                async def write_and_hang() -> None:
+                    async with a.local_participant.stream_text(topic="chat") as writer:
+                        await writer.write("half")
+                        started.set()
+                        await asyncio.sleep(3600)
+
+                writing = asyncio.create_task(write_and_hang())
+                reader = await bounded(chat.receive())
+                assert await bounded(reader.receive()) == "half"
+                await bounded(started.wait())
+                writing.cancel()  # the block ends by Task.cancel(): an error for bob too
+                with pytest.raises(asyncio.CancelledError):
+                    await bounded(writing)
+                with pytest.raises(rtc.StreamError):
+                    await bounded(reader.read_all())
+                assert chat.statistics().waiting == 0
+
                 with pytest.raises(ValueError, match="nobody"):
                     await a.local_participant.send_text("x", destination_identities=["nobody"])
                 with pytest.raises(TypeError):
