@@ -121,7 +121,8 @@ def test_mixer_with_asyncio_generator_inputs() -> None:
 
     async def main() -> None:
         a, b = constant(1000, closed, "a"), constant(2000, closed, "b")
-        async with rtc.open_audio_mixer(48000, 1, capacity=2) as mixer:
+        # a long timeout: a loaded host must not make an input stalled (the sums are exact)
+        async with rtc.open_audio_mixer(48000, 1, capacity=2, stream_timeout_ms=10_000) as mixer:
             assert isinstance(mixer, rtc.AudioMixer) and mixer.blocksize == 480
             mixer.add_stream(a)
             mixer.add_stream(b)
