@@ -26,18 +26,22 @@ zero-copy :class:`AudioFrame`/:class:`VideoFrame` objects.
 
 Wrapping more of rtc_trio: an async method is ``name = _through(_rtc.Class.name)`` on a
 :class:`_Facade` (sync attributes pass through), a context manager ``_adapt(opener, Wrapper)``,
-a receive channel a :class:`_Receiver`.
+a receive channel a :class:`_Receiver` (or a :class:`_Pulled` if it has no ``receive_nowait``).
+What rtc_trio calls back into asyncio code goes through trio-asyncio's ``aio_as_trio``: async
+iterables of frames given to the voice toolkit (:func:`_from_asyncio`) and RPC handlers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from collections import deque
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import (
-    Any, Awaitable, Callable, Concatenate, Coroutine, Generic, ParamSpec, Protocol, TypeVar, cast,
+    Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generic,
+    Mapping, ParamSpec, Protocol, Sequence, TypeVar, cast,
 )
 
 import trio
@@ -52,7 +56,15 @@ from rtc_trio import (
     AudioFrame, ConnectError, LocalVideoTrack, NotUnderTrioAsyncio, RtcError, Track, TrackKind,
     TrackPublishOptions, TrackSource, VideoBufferType, VideoFrame, VideoSource, live_handles,
 )
-from rtc_trio import _native
+from rtc_trio import _data_streams, _native
+# voice toolkit (issue 8): the sync objects are rtc_trio's own
+from rtc_trio import AudioProcessingModule, AudioResampler, AudioResamplerQuality
+# data streams, RPC and the rest of a participant's API (issue 9): rtc_trio's own values
+from rtc_trio import (
+    MAX_RPC_PAYLOAD, ByteStreamInfo, IncomingStreamsStatistics, RpcError, RpcInvocation, RtpStats,
+    SessionStats, SipDtmfReceived, StatsReport, StreamError, TextStreamInfo, TranscriptionReceived,
+    TranscriptionSegment,
+)
 
 __all__ = [
     "AudioFrame", "AudioSource", "AudioStream", "LocalAudioTrack", "LocalVideoTrack",
@@ -61,6 +73,16 @@ __all__ = [
     "open_audio_stream", "open_video_source", "open_video_stream",
     # rooms
     "ConnectError", "LocalParticipant", "Room", "RoomEvents", "TrackPublishOptions", "connect",
+    # voice toolkit (issue 8)
+    "AudioMixer", "AudioProcessingModule", "AudioResampler", "AudioResamplerQuality",
+    "ProcessedFrames", "ResampledFrames", "open_audio_mixer", "open_audio_processor",
+    "open_resampled",
+    # data streams, RPC, DTMF, transcriptions, stats (issue 9)
+    "ByteStreamInfo", "ByteStreamReader", "ByteStreamWriter", "IncomingStreams",
+    "IncomingStreamsStatistics", "MAX_RPC_PAYLOAD", "RpcError", "RpcInvocation", "RtpStats",
+    "SessionStats", "SipDtmfReceived", "StatsReport", "StreamError", "TextStreamInfo",
+    "TextStreamReader", "TextStreamWriter", "TranscriptionReceived", "TranscriptionSegment",
+    "track_stats",
 ]
 
 T = TypeVar("T")
@@ -154,7 +176,22 @@ def _through(method: Callable[Concatenate[Inner, P], Awaitable[T]]
     return bridged
 
 
-class _Facade(Generic[Inner]):
+class _Passthrough:
+    """Attributes an asyncio-facing object does not define (sync methods, state) are those of
+    the trio object ``_trio`` it wraps."""
+
+    _trio: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_trio":
+            raise AttributeError(name)
+        return getattr(self._trio, name)
+
+    def __repr__(self) -> str:
+        return f"aio.{self._trio!r}"
+
+
+class _Facade(_Passthrough, Generic[Inner]):
     """An asyncio-facing object over the trio object ``_trio``: attributes it does not define
     (sync methods, state) are the trio object's; async methods are added with :func:`_through`."""
 
@@ -162,14 +199,6 @@ class _Facade(Generic[Inner]):
         self._trio = inner
         self._link = link
         self._loop = link.loop
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self._trio, name)
-
-    def __repr__(self) -> str:
-        return f"aio.{self._trio!r}"
 
 
 class _Link:
@@ -363,6 +392,32 @@ class _Fair:
             await asyncio.sleep(0)
 
 
+def _from_asyncio(frames: AsyncIterable[T], loop: _Loop) -> AsyncIterable[T]:
+    """What rtc_trio reads in trio for an asyncio async iterable (anything else is passed on
+    as it is, for rtc_trio to refuse): a trio async generator that fetches each item in an
+    asyncio task, which the trio side's cancellation cancels. Closing it closes ``frames``
+    if that is an async generator, as rtc_trio closes those it is given."""
+    if not hasattr(frames, "__aiter__"):
+        return frames
+    return _asyncio_items(frames, loop)
+
+
+async def _asyncio_items(frames: AsyncIterable[T], loop: _Loop) -> AsyncIterator[T]:
+    iterator = aiter(frames)
+    step = trio_asyncio.aio_as_trio(iterator.__anext__, loop=loop)
+    try:
+        while True:
+            try:
+                item = await step()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        if inspect.isasyncgen(iterator):  # closed in asyncio, even in a cancelled scope
+            with trio.CancelScope(shield=True):
+                await trio_asyncio.aio_as_trio(iterator.aclose, loop=loop)()
+
+
 class AudioSource(_Fair):
     """:class:`rtc_trio.AudioSource` for asyncio; create it with :func:`open_audio_source`."""
 
@@ -406,12 +461,23 @@ class AudioSource(_Fair):
         await _call(self._loop, source.capture_frame, frame)
 
     def clear_queue(self) -> None:
-        """Discard the audio queued natively but not yet played out."""
+        """Discard everything captured so far that has not played yet, the capture in
+        flight too (see :meth:`rtc_trio.AudioSource.clear_queue`)."""
         self._source.clear_queue()
 
     async def wait_for_playout(self) -> None:
-        """Return once every captured frame has been played out of the queue."""
+        """Return once the last sample captured has left the source for its tracks;
+        cancelled, it leaves the queue as it was."""
         await _call(self._loop, self._source.wait_for_playout)
+
+    async def speak(self, frames: AsyncIterable[AudioFrame]) -> None:
+        """Play ``frames`` (an asyncio async iterable) to their end, then wait for the playout.
+
+        ``Task.cancel()`` (barge-in) stops it at once: the queue is cleared, so the source is
+        empty whether it returned, was cancelled or raised, and an async generator passed
+        in is closed. Anything but an async iterable is a ``TypeError``.
+        """
+        await _call(self._loop, self._source.speak, _from_asyncio(frames, self._loop))
 
 
 class LocalAudioTrack(_rtc.LocalAudioTrack):
@@ -624,6 +690,44 @@ class LocalParticipant(_Facade[_rtc.LocalParticipant]):
     set_metadata = _through(_rtc.LocalParticipant.set_metadata)
     set_name = _through(_rtc.LocalParticipant.set_name)
     set_attributes = _through(_rtc.LocalParticipant.set_attributes)
+    # data streams, RPC, DTMF and transcriptions (issue 9)
+    send_text = _through(_rtc.LocalParticipant.send_text)
+    send_bytes = _through(_rtc.LocalParticipant.send_bytes)
+    send_file = _through(_rtc.LocalParticipant.send_file)
+    perform_rpc = _through(_rtc.LocalParticipant.perform_rpc)
+    publish_dtmf = _through(_rtc.LocalParticipant.publish_dtmf)
+    publish_transcription = _through(_rtc.LocalParticipant.publish_transcription)
+
+    def stream_text(self, *, topic: str = "", destination_identities: Sequence[str] | None = None,
+                    attributes: Mapping[str, str] | None = None
+                    ) -> AbstractAsyncContextManager[TextStreamWriter]:
+        """:meth:`rtc_trio.LocalParticipant.stream_text` for asyncio: a block yielding a writer
+        (``await writer.write(text)``); ending by an exception or ``Task.cancel()`` closes the
+        stream with an error its receivers see as :class:`StreamError`."""
+        return _Block(self._trio.stream_text(
+            topic=topic, destination_identities=destination_identities, attributes=attributes),
+            TextStreamWriter)
+
+    def stream_bytes(self, *, topic: str = "", name: str = "",
+                     mime_type: str = _data_streams.DEFAULT_MIME_TYPE, total_size: int | None = None,
+                     destination_identities: Sequence[str] | None = None,
+                     attributes: Mapping[str, str] | None = None
+                     ) -> AbstractAsyncContextManager[ByteStreamWriter]:
+        """:meth:`stream_text` for bytes: ``await writer.write(data)``."""
+        return _Block(self._trio.stream_bytes(
+            topic=topic, name=name, mime_type=mime_type, total_size=total_size,
+            destination_identities=destination_identities, attributes=attributes), ByteStreamWriter)
+
+    def serve_rpc(self, handlers: Mapping[str, AsyncioRpcHandler]) -> AbstractAsyncContextManager[None]:
+        """:meth:`rtc_trio.LocalParticipant.serve_rpc` with asyncio handlers, for the length of
+        an ``async with`` block.
+
+        Each call runs the handler (an asyncio coroutine function) as an asyncio task for a
+        trio task of the block's nursery: it is cancelled (``asyncio.CancelledError`` inside)
+        at the caller's deadline or when the block ends, and what it raises becomes an RPC
+        error as in trio (:class:`RpcError` as is, anything else APPLICATION_ERROR).
+        """
+        return _Block(self._trio.serve_rpc(_asyncio_handlers(handlers, self._loop)), _same)
 
 
 class Room(_Facade[_rtc.Room]):
@@ -642,5 +746,225 @@ class Room(_Facade[_rtc.Room]):
         """:meth:`rtc_trio.Room.events` for asyncio: this room's events from now on."""
         return RoomEvents(self._trio.events(capacity=capacity), self._link)
 
+    get_stats = _through(_rtc.Room.get_stats)
+
+    def text_streams(self, topic: str = "", *, capacity: int = _data_streams.DEFAULT_CAPACITY,
+                     buffer_bytes: int = _data_streams.DEFAULT_BUFFER_BYTES
+                     ) -> AbstractAsyncContextManager[IncomingStreams[TextStreamReader]]:
+        """:meth:`rtc_trio.Room.text_streams` for asyncio: a block yielding the readers of the
+        text streams sent on ``topic`` (``async for reader in incoming``)."""
+        return _Block(self._trio.text_streams(topic, capacity=capacity, buffer_bytes=buffer_bytes),
+                      functools.partial(IncomingStreams[TextStreamReader], wrap=TextStreamReader))
+
+    def byte_streams(self, topic: str = "", *, capacity: int = _data_streams.DEFAULT_CAPACITY,
+                     buffer_bytes: int = _data_streams.DEFAULT_BUFFER_BYTES
+                     ) -> AbstractAsyncContextManager[IncomingStreams[ByteStreamReader]]:
+        """:meth:`text_streams` for byte streams (and files): readers of ``bytes`` chunks."""
+        return _Block(self._trio.byte_streams(topic, capacity=capacity, buffer_bytes=buffer_bytes),
+                      functools.partial(IncomingStreams[ByteStreamReader], wrap=ByteStreamReader))
+
 
 connect = _adapt(_rtc.connect, Room)
+
+
+async def track_stats(track: Track) -> StatsReport:
+    """``track.get_stats()`` for asyncio: the statistics of a local or a subscribed remote
+    track (tracks are rtc_trio's own objects; their async method is trio's)."""
+    return await _call(_bridge(), track.get_stats)
+
+
+# -- receive channels without receive_nowait -----------------------------------------------
+
+class _Pulled(_Facade[Any], Generic[T]):
+    """A trio receive channel that has no ``receive_nowait``, for asyncio: each receive
+    waits in a trio task of its own; ``async for`` ends at ``trio.EndOfChannel``."""
+
+    async def receive(self) -> T:
+        """The next item; ``trio.EndOfChannel`` at the end."""
+        return cast(T, await _call(self._loop, self._trio.receive))
+
+    async def aclose(self) -> None:
+        """Close it, as the trio object's ``aclose()`` does."""
+        await _call(self._loop, self._trio.aclose)
+
+    def __aiter__(self) -> _Pulled[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+
+# -- voice toolkit (issue 8) ---------------------------------------------------------------
+
+class ResampledFrames(_Pulled[AudioFrame]):
+    """:class:`rtc_trio.ResampledFrames` for asyncio: ``async for frame in frames``; see
+    :func:`open_resampled`."""
+
+
+class ProcessedFrames(_Pulled[AudioFrame]):
+    """:class:`rtc_trio.ProcessedFrames` for asyncio: ``async for frame in cleaned``; see
+    :func:`open_audio_processor`."""
+
+
+def open_resampled(frames: AsyncIterable[AudioFrame], output_rate: int, *,
+                   quality: AudioResamplerQuality = AudioResamplerQuality.MEDIUM
+                   ) -> AbstractAsyncContextManager[ResampledFrames]:
+    """:func:`rtc_trio.open_resampled` for asyncio: resample ``frames``, any asyncio async
+    iterable of :class:`AudioFrame` (an asyncio generator, an :class:`AudioStream`...), inside
+    a block. Each input frame is fetched by an asyncio task when a receive needs it; leaving
+    the block releases the resampler and closes ``frames`` if it is an async generator."""
+    loop = _bridge()
+    return _Block(_rtc.open_resampled(_from_asyncio(frames, loop), output_rate, quality=quality),
+                  ResampledFrames)
+
+
+def open_audio_processor(
+    near: AsyncIterable[AudioFrame], far: AsyncIterable[AudioFrame] | None = None, *,
+    echo_cancellation: bool = True, noise_suppression: bool = True,
+    high_pass_filter: bool = False, auto_gain_control: bool = False, stream_delay_ms: int = 0,
+) -> AbstractAsyncContextManager[ProcessedFrames]:
+    """:func:`rtc_trio.open_audio_processor` for asyncio: clean ``near`` against ``far`` (asyncio
+    async iterables of 10 ms frames) inside a block, with the same alignment and options."""
+    loop = _bridge()
+    return _Block(_rtc.open_audio_processor(
+        _from_asyncio(near, loop), None if far is None else _from_asyncio(far, loop),
+        echo_cancellation=echo_cancellation, noise_suppression=noise_suppression,
+        high_pass_filter=high_pass_filter, auto_gain_control=auto_gain_control,
+        stream_delay_ms=stream_delay_ms), ProcessedFrames)
+
+
+class AudioMixer(_Receiver[AudioFrame], _Passthrough):
+    """:class:`rtc_trio.AudioMixer` for asyncio; see :func:`open_audio_mixer`.
+
+    ``async for frame in mixer`` yields the mix (``receive``, ``receive_nowait`` too); its
+    other attributes (``end_input()``, ``queued``, ``blocksize``...) are the trio mixer's.
+    Inputs are asyncio async iterables: each is read by a trio task of the block, which
+    fetches every frame in an asyncio task.
+    """
+
+    def __init__(self, mixer: _rtc.AudioMixer, link: _Link) -> None:
+        super().__init__(cast(_Channel[AudioFrame], mixer._receive), link, own_block=True)
+        self._trio = mixer
+        self._inputs: dict[int, AsyncIterable[AudioFrame]] = {}  # what the trio mixer reads, by id()
+
+    def add_stream(self, frames: AsyncIterable[AudioFrame]) -> None:
+        """Mix ``frames``, an asyncio async iterable of :class:`AudioFrame`, from now on, until
+        it ends or :meth:`remove_stream` removes it."""
+        reading = self._trio._inputs
+        for key, inner in list(self._inputs.items()):
+            if id(inner) not in reading:  # ended, or refused
+                del self._inputs[key]
+        inner = self._inputs.get(id(frames)) or _from_asyncio(frames, self._loop)
+        self._trio.add_stream(inner)  # refuses as rtc_trio does (closed, not iterable, twice)
+        self._inputs[id(frames)] = inner
+
+    def remove_stream(self, frames: AsyncIterable[AudioFrame]) -> None:
+        """Stop mixing ``frames`` now (closing it if it is an async generator); nothing if it
+        is no input."""
+        inner = self._inputs.pop(id(frames), None)
+        if inner is not None:
+            self._trio.remove_stream(inner)
+
+    async def aclose(self) -> None:
+        """Stop mixing and reading the inputs; :meth:`receive` raises ``ClosedResourceError``."""
+        await _call(self._loop, self._trio.aclose)
+
+
+open_audio_mixer = _adapt(_rtc.open_audio_mixer, AudioMixer)
+
+
+# -- data streams (issue 9) ----------------------------------------------------------------
+
+class TextStreamWriter(_Facade[_rtc.TextStreamWriter]):
+    """:class:`rtc_trio.TextStreamWriter` for asyncio: ``await writer.write(text)``; ``info``
+    is its header."""
+
+    write = _through(_rtc.TextStreamWriter.write)
+
+
+class ByteStreamWriter(_Facade[_rtc.ByteStreamWriter]):
+    """:class:`rtc_trio.ByteStreamWriter` for asyncio: ``await writer.write(data)``; ``info``
+    is its header."""
+
+    write = _through(_rtc.ByteStreamWriter.write)
+
+
+class _StreamReader(_Pulled[T]):
+    async def read_all(self) -> T:
+        """The rest of the stream, joined, once it ended well (raises like :meth:`receive`)."""
+        return cast(T, await _call(self._loop, self._trio.read_all))
+
+
+class TextStreamReader(_StreamReader[str]):
+    """:class:`rtc_trio.TextStreamReader` for asyncio: ``async for chunk in reader`` or
+    ``await reader.read_all()``; ``info``, ``close()`` are the trio reader's."""
+
+
+class ByteStreamReader(_StreamReader[bytes]):
+    """:class:`rtc_trio.ByteStreamReader` for asyncio: ``async for chunk in reader`` or
+    ``await reader.read_all()``; ``info``, ``close()`` are the trio reader's."""
+
+
+R = TypeVar("R", bound=_StreamReader[Any])
+
+
+class IncomingStreams(_Receiver[R], _Passthrough):
+    """:class:`rtc_trio.IncomingStreams` for asyncio: ``async for reader in incoming``, as
+    ``room.text_streams(topic)`` (or ``byte_streams``) yields it; ``statistics()``,
+    ``dropped``, ``capacity`` are the trio channel's."""
+
+    def __init__(self, incoming: _rtc.IncomingStreams[Any], link: _Link, *,
+                 wrap: Callable[[Any, _Link], R]) -> None:
+        super().__init__(cast(Any, incoming), link, own_block=True)
+        self._trio = incoming
+        self._wrap: Callable[[Any, _Link], R] = wrap
+
+    def receive_nowait(self) -> R:
+        """The oldest waiting reader: ``trio.WouldBlock`` if none, ``trio.EndOfChannel`` once
+        the room disconnected."""
+        reader: Any = super().receive_nowait()  # a trio reader, made asyncio's here
+        return self._wrap(reader, self._link)
+
+    def statistics(self) -> IncomingStreamsStatistics:
+        """How many readers wait to be taken, the capacity, and how many were dropped."""
+        stats = self._trio.statistics()
+        return IncomingStreamsStatistics(stats.waiting + len(self._kept), stats.capacity, stats.dropped)
+
+    def close(self) -> None:
+        """Stop listening: every reader given out or waiting is closed."""
+        self._kept.clear()
+        self._trio.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, as an async resource."""
+        self.close()
+
+
+# -- RPC (issue 9) -------------------------------------------------------------------------
+
+AsyncioRpcHandler = Callable[[RpcInvocation], Coroutine[Any, Any, "str | None"]]
+
+
+def _asyncio_handlers(handlers: object, loop: _Loop) -> Any:
+    """``handlers`` with each asyncio handler made a trio one (what is not a mapping or not
+    callable is left for rtc_trio to refuse)."""
+    if not isinstance(handlers, Mapping):
+        return handlers
+    return {method: _in_asyncio(handler, loop) if callable(handler) else handler
+            for method, handler in handlers.items()}
+
+
+def _in_asyncio(handler: AsyncioRpcHandler, loop: _Loop) -> Callable[[RpcInvocation], Awaitable[str | None]]:
+    """A trio handler running ``handler`` as an asyncio task, cancelled with the trio task."""
+    call = trio_asyncio.aio_as_trio(handler, loop=loop)
+
+    async def run(invocation: RpcInvocation) -> str | None:
+        try:
+            return cast("str | None", await call(invocation))
+        except asyncio.CancelledError as error:  # its own: trio's cancellation is trio.Cancelled
+            raise RuntimeError("the RPC handler raised asyncio.CancelledError") from error
+
+    return run
