@@ -35,7 +35,8 @@ class AudioSource:
     side reports nothing about it, so the source watches its own output through a native
     stream of its own (100 frames a second, settled in C without Python) and counts each 10 ms
     block it plays against what was captured, failed and cleared. That track and stream are
-    two more native handles, counted by :func:`live_handles` while the source is open.
+    two more native handles (counted by :func:`live_handles`), from the first capture until
+    ``wait_for_playout`` finds the queue played out, and again from the next capture.
     """
 
     def __init__(self, handle: NativeHandle, sample_rate: int, num_channels: int, queue_size_ms: int) -> None:
@@ -73,7 +74,7 @@ class AudioSource:
     def queued_duration(self) -> float:
         """Seconds of audio in the native queue: captured (sent, not failed), not cleared,
         not yet played. Exact to one 10 ms block; 0 for a source without a queue."""
-        if not self._observer or lib.rtc_capture_playout(self._handle.id, False, self._playout) == lib.RTC_CAPTURE_CLOSED:
+        if not self.queue_size_ms or lib.rtc_capture_playout(self._handle.id, False, self._playout) == lib.RTC_CAPTURE_CLOSED:
             return 0.0
         return (int(self._playout[0]) + self._held) / (self.sample_rate * self.num_channels)
 
@@ -126,6 +127,8 @@ class AudioSource:
         capture in flight is cleared again when it completes).
         """
         data = frame.data
+        if self._piece and not self._observer:
+            self._observe()  # before the capture: every block it plays is seen
         if not self._piece or data.shape[0] <= self._piece:
             async_id = _native.next_async_id()
             while not self._send_samples(data, async_id):
@@ -151,7 +154,7 @@ class AudioSource:
         False if it is still in flight or failed, or if the frame is longer than the queue
         (then nothing was sent: :meth:`capture_frame` sends it in pieces). rtc_trio.aio calls
         it directly when no capture is in flight."""
-        if self._piece and frame.data.shape[0] > self._piece:
+        if self._piece and (frame.data.shape[0] > self._piece or not self._observer):
             return False
         return self._send_samples(frame.data, async_id)
 
@@ -245,7 +248,7 @@ class AudioSource:
             raise trio.ClosedResourceError("this audio source is closed")
         if lib.rtc_capture_wait(self._handle.id, self._spin_us) != lib.RTC_CAPTURE_IDLE:
             await self._settle_pending()
-        if self._observer:
+        if self.queue_size_ms:
             await self._pad_to_block()
             await self._wait_played()
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -309,11 +312,15 @@ class AudioSource:
                 if state == lib.RTC_CAPTURE_CLOSED:
                     raise trio.ClosedResourceError("this audio source is closed")
                 queued, ticks = int(self._playout[0]), int(self._playout[1])
+                if not self._observer:
+                    return  # stopped: nothing was captured since the queue was empty
                 if queued >= self._block:
                     played_at = None
                 elif played_at is None:
                     played_at = ticks + 1
                 elif ticks >= played_at:
+                    if not queued and state == lib.RTC_CAPTURE_IDLE and not self._busy:
+                        self._unobserve()  # nothing to watch until the next capture
                     return
                 _native.check_usable()
                 await self._wait_woken()
@@ -328,30 +335,40 @@ class AudioSource:
 
     def _observe(self) -> None:
         """Watch the source's own output (see the class): a track and a native stream whose
-        frames C counts and releases."""
-        track_req = ffi_pb2.FfiRequest()
-        track_req.create_audio_track.name = "rtc_trio playout"
-        track_req.create_audio_track.source_handle = self._handle.id
-        track = NativeHandle(_native.request(track_req).create_audio_track.track.handle.id)
-        self._observer.append(track)
-        req = ffi_pb2.FfiRequest()
-        new = req.new_audio_stream
-        new.track_handle = track.id
-        new.type = audio_frame_pb2.AudioStreamType.AUDIO_STREAM_NATIVE
-        new.sample_rate = self.sample_rate
-        new.num_channels = self.num_channels
-        new.queue_size_frames = OBSERVER_BACKLOG
-
+        frames C counts and releases. Created synchronously, the stream sees every block
+        played after this returns. On failure nothing is left."""
         sub: _router.Subscription[Any] = _router.Subscription(1)  # claims frames that came first
         try:
+            track_req = ffi_pb2.FfiRequest()
+            track_req.create_audio_track.name = "rtc_trio playout"
+            track_req.create_audio_track.source_handle = self._handle.id
+            track = NativeHandle(_native.request(track_req).create_audio_track.track.handle.id)
+            self._observer.append(track)
+            req = ffi_pb2.FfiRequest()
+            new = req.new_audio_stream
+            new.track_handle = track.id
+            new.type = audio_frame_pb2.AudioStreamType.AUDIO_STREAM_NATIVE
+            new.sample_rate = self.sample_rate
+            new.num_channels = self.num_channels
+            new.queue_size_frames = OBSERVER_BACKLOG
             stream = NativeHandle(_native.request(req).new_audio_stream.stream.handle.id)
             self._observer.append(stream)
             _router.subscribe(stream.id, sub)
             observed = lib.rtc_capture_observe(self._handle.id, stream.id, self._block)
             if observed != lib.RTC_OPENED:
                 raise RuntimeError(f"audio source {self._handle.id} cannot observe stream {stream.id}")
+        except BaseException:
+            self._unobserve()
+            raise
         finally:
             sub.close()  # from here on C counts its frames; those that came first are released
+
+    def _unobserve(self) -> None:
+        """Stop watching the output (the queue is empty): its track and stream are released."""
+        lib.rtc_capture_unobserve(self._handle.id)
+        for handle in reversed(self._observer):
+            handle.release()
+        self._observer.clear()
 
     def _close(self) -> None:
         lib.rtc_capture_close(self._handle.id)  # from here on nothing writes to the eventfd
@@ -391,8 +408,6 @@ async def open_audio_source(
     handle = NativeHandle(_native.request(req).new_audio_source.source.handle.id)
     source = AudioSource(handle, int(sample_rate), int(num_channels), queue_size_ms)
     try:
-        if queue_size_ms:
-            source._observe()
         yield source
     finally:
         source._close()

@@ -313,3 +313,38 @@ async def test_wait_for_playout_does_not_stall_a_producer() -> None:
     print(f"\nlongest capture_frame: {max(waits) * 1000:.0f} ms; silent blocks mid-speech: {heard.count('.')}")
     assert max(waits) < 0.5  # far below the 1 s the queue holds
     assert heard == "A" * 150  # no gap: the queue never ran dry
+
+
+async def test_the_playout_observer_runs_from_a_capture_until_the_queue_played_out() -> None:
+    # The observer (a track and a stream: two handles) costs CPU every 10 ms: it starts at
+    # the first capture, before that capture is sent, and stops once wait_for_playout found
+    # the queue played out.
+    baseline = rtc.live_handles()
+    async with rtc.open_audio_source(48000, 1, queue_size_ms=1000) as source:
+        assert rtc.live_handles() == baseline + 1  # the source alone
+        with trio.fail_after(5):
+            await source.wait_for_playout()  # nothing captured: nothing to wait for
+        for i in range(3):
+            await source.capture_frame(audio(0.05, i))
+            assert rtc.live_handles() == baseline + 3
+            assert source.queued_duration > 0
+            with trio.fail_after(5):
+                await source.wait_for_playout()
+            assert source.queued_duration == 0.0
+            assert rtc.live_handles() == baseline + 1
+
+
+async def test_a_restarted_observer_counts_every_block() -> None:
+    async with audio_loopback(queue_size_ms=1000, capacity=500) as (source, _, stream):
+        ear = Ear(stream)
+        sent = [audio(0.05, i) for i in range(10)]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ear.listen)
+            for frame in sent:  # each capture restarts the observer
+                await source.capture_frame(frame)
+                with trio.fail_after(5):
+                    await source.wait_for_playout()
+                assert source.queued_duration == 0.0
+            await ear.quiet_for(0.1)
+            nursery.cancel_scope.cancel()
+    np.testing.assert_array_equal(np.concatenate(ear.samples), np.concatenate([f.data for f in sent]).ravel())
