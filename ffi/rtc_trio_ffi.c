@@ -611,6 +611,25 @@ static int rtc_capture_observe(uint64_t source, uint64_t stream, uint32_t block)
     return result;
 }
 
+/* Stops observing the source's output (its stream is then released): frames of that stream
+   are no ticks from here on. RTC_OPENED, or RTC_CAPTURE_CLOSED without a record. */
+static int rtc_capture_unobserve(uint64_t source)
+{
+    int result = RTC_OPENED;
+    pthread_mutex_lock(&capture_lock);
+    capture *c = *source_slot(source);
+    if (c == NULL) {
+        result = RTC_CAPTURE_CLOSED;
+    } else if (c->observer) {
+        capture **seen = observer_slot(c->observer);
+        *seen = c->next_observer;
+        c->next_observer = NULL;
+        c->observer = 0;
+    }
+    pthread_mutex_unlock(&capture_lock);
+    return result;
+}
+
 /* A frame of an observed stream: one tick of its source. False for another stream. */
 static bool observe_tick(uint64_t stream, const rtc_audio_frame *frame)
 {

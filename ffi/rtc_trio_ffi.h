@@ -58,6 +58,8 @@ void rtc_capture_wake_all(void);
 /* Playout: the native queue counted natively (see rtc_trio_ffi.c, "playout"). block: samples
    (all channels) of 10 ms. RTC_OPENED, RTC_EXISTS or RTC_CAPTURE_CLOSED. */
 int rtc_capture_observe(uint64_t source, uint64_t stream, uint32_t block);
+/* Stops observing (before its stream is released). RTC_OPENED or RTC_CAPTURE_CLOSED. */
+int rtc_capture_unobserve(uint64_t source);
 /* Sends the ClearAudioBufferRequest `request` now, and again once the capture in flight
    completes. RTC_CAPTURE_SENT, RTC_CAPTURE_REFUSED or RTC_CAPTURE_CLOSED. */
 int rtc_capture_clear(uint64_t source, const uint8_t *request, size_t len);

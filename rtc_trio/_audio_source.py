@@ -35,7 +35,8 @@ class AudioSource:
     side reports nothing about it, so the source watches its own output through a native
     stream of its own (100 frames a second, settled in C without Python) and counts each 10 ms
     block it plays against what was captured, failed and cleared. That track and stream are
-    two more native handles, counted by :func:`live_handles` while the source is open.
+    two more native handles (counted by :func:`live_handles`), from the first capture until
+    ``wait_for_playout`` finds the queue played out, and again from the next capture.
     """
 
     def __init__(self, handle: NativeHandle, sample_rate: int, num_channels: int, queue_size_ms: int) -> None:
@@ -46,6 +47,9 @@ class AudioSource:
         self._spin_us = DIRECT_SPIN_US if queue_size_ms == 0 else 0
         self._error = ffi.new("char[]", lib.CAPTURE_ERROR_MAX)
         self._busy = False
+        self._piece = sample_rate * queue_size_ms // 1000  # samples per channel of a queue-full
+        self._held = 0  # samples (all channels) of the frame being captured not yet sent
+        self._clears = 0  # clear_queue calls: a frame being sent in pieces stops at the next
         self._settling = trio.Lock()  # one task at a time waits on the eventfd
         self._block = sample_rate // 100 * num_channels  # samples the native queue plays per 10 ms
         self._playout = ffi.new("uint64_t[2]")  # queued samples, ticks observed
@@ -70,12 +74,17 @@ class AudioSource:
     def queued_duration(self) -> float:
         """Seconds of audio in the native queue: captured (sent, not failed), not cleared,
         not yet played. Exact to one 10 ms block; 0 for a source without a queue."""
-        if not self._observer or lib.rtc_capture_playout(self._handle.id, False, self._playout) == lib.RTC_CAPTURE_CLOSED:
+        if not self.queue_size_ms or lib.rtc_capture_playout(self._handle.id, False, self._playout) == lib.RTC_CAPTURE_CLOSED:
             return 0.0
-        return int(self._playout[0]) / (self.sample_rate * self.num_channels)
+        return (int(self._playout[0]) + self._held) / (self.sample_rate * self.num_channels)
 
     async def capture_frame(self, frame: AudioFrame) -> None:
-        """Queue ``frame``; waits while the native queue is full (``queue_size_ms``)."""
+        """Queue ``frame``; waits while the native queue is full (``queue_size_ms``).
+
+        A frame longer than the queue is sent a queue-full at a time, so it returns once
+        the last piece is sent; ``clear_queue`` drops the pieces not sent yet. Cancelled
+        meanwhile, the pieces already sent stay queued and the rest is dropped.
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_frame(frame)
         if self._busy:
@@ -112,23 +121,55 @@ class AudioSource:
         copies them during the call). A completion is recorded natively in this source's
         record, without Python: usually the previous capture's has come by the next call, or
         comes within ``_spin_us`` (a direct source's captures complete within a thread hop).
-        Otherwise this task waits for it in :meth:`_settle_pending`.
+        Otherwise this task waits for it in :meth:`_settle_pending`. A frame longer than
+        the queue goes in pieces of a queue-full (views, not copies): a capture in flight
+        then never holds more than the queue, which bounds what a clear can miss (the
+        capture in flight is cleared again when it completes).
         """
-        async_id = _native.next_async_id()
-        while not self._try_send(frame, async_id):
-            await self._settle_pending()
+        data = frame.data
+        if self._piece and not self._observer:
+            self._observe()  # before the capture: every block it plays is seen
+        if not self._piece or data.shape[0] <= self._piece:
+            async_id = _native.next_async_id()
+            while not self._send_samples(data, async_id):
+                await self._settle_pending()
+            return
+        clears = self._clears
+        try:
+            for start in range(0, data.shape[0], self._piece):
+                piece = data[start:start + self._piece]
+                self._held = (data.shape[0] - start) * self.num_channels  # this piece on
+                async_id = _native.next_async_id()
+                while self._clears == clears:  # else cleared meanwhile: the rest is dropped
+                    if self._send_samples(piece, async_id):
+                        break
+                    await self._settle_pending()
+                else:
+                    return
+        finally:
+            self._held = 0
 
     def _try_send(self, frame: AudioFrame, async_id: int) -> bool:
         """Send a checked ``frame`` if the capture before it completed (within ``_spin_us``);
-        False if it is still in flight or failed (then nothing was sent). rtc_trio.aio calls
+        False if it is still in flight or failed, or if the frame is longer than the queue
+        (then nothing was sent: :meth:`capture_frame` sends it in pieces). rtc_trio.aio calls
         it directly when no capture is in flight."""
+        if self._piece and (frame.data.shape[0] > self._piece or not self._observer):
+            return False
+        return self._send_samples(frame.data, async_id)
+
+    def _send_samples(self, data: Any, async_id: int) -> bool:
+        """:meth:`_try_send` for C-contiguous int16 samples of shape (samples, channels)."""
         sent = lib.rtc_capture_audio(
-            self._handle.id, async_id, self._spin_us, ffi.from_buffer(frame.data),
-            self.num_channels, self.sample_rate, frame.data.shape[0],
+            self._handle.id, async_id, self._spin_us, ffi.from_buffer(data),
+            self.num_channels, self.sample_rate, data.shape[0],
         )
         if sent == lib.RTC_CAPTURE_REFUSED:  # the previous capture completed: only this one failed
             raise RtcError("livekit_ffi refused the capture_audio_frame request")
-        return bool(sent == lib.RTC_CAPTURE_SENT)
+        if sent == lib.RTC_CAPTURE_SENT:
+            self._held = max(self._held - data.size, 0)  # now counted natively
+            return True
+        return False
 
     async def _settle_pending(self) -> None:
         """Wait until no capture is in flight; raise the last one's failure, exactly once.
@@ -137,10 +178,7 @@ class AudioSource:
         wait loses nothing. One task at a time waits on the eventfd; another waits its turn
         and reads the state again.
         """
-        try:
-            self._settling.acquire_nowait()  # no schedule point when nobody else waits
-        except trio.WouldBlock:
-            await self._settling.acquire()
+        await self._acquire_settling()
         try:
             while not self._settled():
                 await self._wait_woken()
@@ -163,10 +201,14 @@ class AudioSource:
 
     async def _wait_woken(self) -> None:
         """Wait for the eventfd the end of the flight writes to (or the source's closing)."""
+        if self._wake_fd < 0:
+            raise trio.ClosedResourceError("this audio source is closed")
         try:
             await trio.lowlevel.wait_readable(self._wake_fd)
         except trio.ClosedResourceError:
             raise trio.ClosedResourceError("this audio source is closed") from None
+        if self._wake_fd < 0:  # closed after the fd woke this task, before it ran
+            raise trio.ClosedResourceError("this audio source is closed")
         try:
             os.eventfd_read(self._wake_fd)
         except BlockingIOError:
@@ -183,6 +225,8 @@ class AudioSource:
         if self._handle.released:
             raise trio.ClosedResourceError("this audio source is closed")
         _native.check_usable()
+        self._clears += 1  # a frame being sent in pieces sends no more of them
+        self._held = 0
         cleared = lib.rtc_capture_clear(self._handle.id, self._clear_request, len(self._clear_request))
         if cleared == lib.RTC_CAPTURE_REFUSED:
             raise RtcError("livekit_ffi refused the clear_audio_buffer request")
@@ -204,7 +248,7 @@ class AudioSource:
             raise trio.ClosedResourceError("this audio source is closed")
         if lib.rtc_capture_wait(self._handle.id, self._spin_us) != lib.RTC_CAPTURE_IDLE:
             await self._settle_pending()
-        if self._observer:
+        if self.queue_size_ms:
             await self._pad_to_block()
             await self._wait_played()
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -215,17 +259,27 @@ class AudioSource:
         Cancel the enclosing scope (the user started talking) and it stops at once: the
         queue is cleared (the capture in flight too), so the source is empty whether it
         returned, was cancelled or raised. An async generator passed in is closed.
-        Anything but an async iterable is a ``TypeError``, before anything is cleared.
+        A refused call leaves the queue as it was: anything but an async iterable is a
+        ``TypeError``, and a first frame this source refuses (``TypeError``/``ValueError``)
+        is raised before anything is captured or cleared.
         """
         if not hasattr(frames, "__aiter__"):
             raise TypeError(f"speak takes an async iterable of AudioFrame, not {type(frames).__name__}")
+        refused = started = False
         try:
             async for frame in frames:
+                if not started:
+                    try:
+                        self._check_frame(frame)
+                    except (TypeError, ValueError):
+                        refused = True  # nothing of this call is queued: nothing to clear
+                        raise
+                    started = True
                 await self.capture_frame(frame)
             await self.wait_for_playout()
         finally:
             try:
-                if not self._handle.released:
+                if not refused and not self._handle.released:
                     self.clear_queue()
             finally:
                 if inspect.isasyncgen(frames):
@@ -245,55 +299,76 @@ class AudioSource:
                 self._busy = False
 
     async def _wait_played(self) -> None:
-        """Until a tick has been observed after the count of the queue fell below a block."""
-        try:
-            self._settling.acquire_nowait()
-        except trio.WouldBlock:
-            await self._settling.acquire()
-        try:
-            played_at = None  # the tick after which the queue is empty
-            while True:
+        """Until a tick has been observed after the count of the queue fell below a block.
+
+        The eventfd is waited on under ``_settling`` one tick at a time, so a capture in
+        another task waits at most a tick for its turn, not for the whole queue.
+        """
+        played_at = None  # the tick after which the queue is empty
+        while True:
+            await self._acquire_settling()
+            try:
                 state = lib.rtc_capture_playout(self._handle.id, True, self._playout)
                 if state == lib.RTC_CAPTURE_CLOSED:
                     raise trio.ClosedResourceError("this audio source is closed")
                 queued, ticks = int(self._playout[0]), int(self._playout[1])
+                if not self._observer:
+                    return  # stopped: nothing was captured since the queue was empty
                 if queued >= self._block:
                     played_at = None
                 elif played_at is None:
                     played_at = ticks + 1
                 elif ticks >= played_at:
+                    if not queued and state == lib.RTC_CAPTURE_IDLE and not self._busy:
+                        self._unobserve()  # nothing to watch until the next capture
                     return
                 _native.check_usable()
                 await self._wait_woken()
-        finally:
-            self._settling.release()
+            finally:
+                self._settling.release()
+
+    async def _acquire_settling(self) -> None:
+        try:
+            self._settling.acquire_nowait()  # no schedule point when nobody else waits
+        except trio.WouldBlock:
+            await self._settling.acquire()
 
     def _observe(self) -> None:
         """Watch the source's own output (see the class): a track and a native stream whose
-        frames C counts and releases."""
-        track_req = ffi_pb2.FfiRequest()
-        track_req.create_audio_track.name = "rtc_trio playout"
-        track_req.create_audio_track.source_handle = self._handle.id
-        track = NativeHandle(_native.request(track_req).create_audio_track.track.handle.id)
-        self._observer.append(track)
-        req = ffi_pb2.FfiRequest()
-        new = req.new_audio_stream
-        new.track_handle = track.id
-        new.type = audio_frame_pb2.AudioStreamType.AUDIO_STREAM_NATIVE
-        new.sample_rate = self.sample_rate
-        new.num_channels = self.num_channels
-        new.queue_size_frames = OBSERVER_BACKLOG
-
+        frames C counts and releases. Created synchronously, the stream sees every block
+        played after this returns. On failure nothing is left."""
         sub: _router.Subscription[Any] = _router.Subscription(1)  # claims frames that came first
         try:
+            track_req = ffi_pb2.FfiRequest()
+            track_req.create_audio_track.name = "rtc_trio playout"
+            track_req.create_audio_track.source_handle = self._handle.id
+            track = NativeHandle(_native.request(track_req).create_audio_track.track.handle.id)
+            self._observer.append(track)
+            req = ffi_pb2.FfiRequest()
+            new = req.new_audio_stream
+            new.track_handle = track.id
+            new.type = audio_frame_pb2.AudioStreamType.AUDIO_STREAM_NATIVE
+            new.sample_rate = self.sample_rate
+            new.num_channels = self.num_channels
+            new.queue_size_frames = OBSERVER_BACKLOG
             stream = NativeHandle(_native.request(req).new_audio_stream.stream.handle.id)
             self._observer.append(stream)
             _router.subscribe(stream.id, sub)
             observed = lib.rtc_capture_observe(self._handle.id, stream.id, self._block)
             if observed != lib.RTC_OPENED:
                 raise RuntimeError(f"audio source {self._handle.id} cannot observe stream {stream.id}")
+        except BaseException:
+            self._unobserve()
+            raise
         finally:
             sub.close()  # from here on C counts its frames; those that came first are released
+
+    def _unobserve(self) -> None:
+        """Stop watching the output (the queue is empty): its track and stream are released."""
+        lib.rtc_capture_unobserve(self._handle.id)
+        for handle in reversed(self._observer):
+            handle.release()
+        self._observer.clear()
 
     def _close(self) -> None:
         lib.rtc_capture_close(self._handle.id)  # from here on nothing writes to the eventfd
@@ -333,8 +408,6 @@ async def open_audio_source(
     handle = NativeHandle(_native.request(req).new_audio_source.source.handle.id)
     source = AudioSource(handle, int(sample_rate), int(num_channels), queue_size_ms)
     try:
-        if queue_size_ms:
-            source._observe()
         yield source
     finally:
         source._close()

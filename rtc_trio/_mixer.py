@@ -26,8 +26,12 @@ class _Input:
     """One input: its samples not yet mixed (at most ``HIGH_WATER`` blocks and a frame),
     and the cancel scope of the task that reads it."""
 
-    def __init__(self, frames: AsyncIterable[AudioFrame], num_channels: int, blocksize: int) -> None:
+    def __init__(
+        self, frames: AsyncIterable[AudioFrame], num_channels: int, blocksize: int, after: trio.Event | None
+    ) -> None:
         self.frames = frames
+        self.after = after  # the end of the previous reader of the same iterable, if one is ending
+        self.finished = trio.Event()  # its task ended
         self.chunks: deque[npt.NDArray[np.int16]] = deque()
         self.buffered = 0  # samples per channel in chunks
         self.done = False  # the iterable ended
@@ -88,6 +92,7 @@ class AudioMixer(trio.abc.ReceiveChannel[AudioFrame]):
         self.stream_timeout = timeout
         self._send, self._receive = trio.open_memory_channel[AudioFrame](capacity)
         self._inputs: dict[int, _Input] = {}  # by id() of the iterable
+        self._leaving: dict[int, _Input] = {}  # removed, their tasks not ended yet
         self._changed = trio.Event()
         self._ending = False  # end_input() was called
         self._closed = False
@@ -101,15 +106,26 @@ class AudioMixer(trio.abc.ReceiveChannel[AudioFrame]):
             raise TypeError(f"add_stream takes an async iterable of AudioFrame, not {type(frames).__name__}")
         if id(frames) in self._inputs:
             raise ValueError("this iterable is already an input of the mixer")
-        source = _Input(frames, self.num_channels, self.blocksize)
+        previous = self._leaving.get(id(frames))
+        if inspect.isasyncgen(frames) and (previous is not None or frames.ag_frame is None):
+            raise ValueError(
+                "this async generator is closed, or being closed by the mixer that stopped "
+                "reading it: pass a new one")
+        after = None if previous is None else previous.finished
+        source = _Input(frames, self.num_channels, self.blocksize, after)
         self._inputs[id(frames)] = source
         self._nursery.start_soon(self._read, source)
         self._changed.set()
 
     def remove_stream(self, frames: AsyncIterable[AudioFrame]) -> None:
-        """Stop mixing ``frames`` now; what it had buffered is dropped. Nothing if it is no input."""
+        """Stop mixing ``frames`` now; what it had buffered is dropped. Nothing if it is no input.
+
+        Its task is cancelled, and an async generator is closed: add another one to resume.
+        Any other iterable can be added again; its new reader starts once the old one ended.
+        """
         source = self._inputs.pop(id(frames), None)
         if source is not None:
+            self._leaving[id(frames)] = source
             source.scope.cancel()
             self._changed.set()
 
@@ -146,22 +162,32 @@ class AudioMixer(trio.abc.ReceiveChannel[AudioFrame]):
 
     async def _read(self, source: _Input) -> None:
         """One input's task: buffers its frames while the mixer has room for them."""
+        try:
+            with source.scope:
+                if source.after is not None:
+                    await source.after.wait()  # one reader at a time
+                await self._read_frames(source)
+            source.done = True
+            self._changed.set()
+        finally:
+            source.finished.set()
+            if self._leaving.get(id(source.frames)) is source:
+                del self._leaving[id(source.frames)]
+
+    async def _read_frames(self, source: _Input) -> None:
         limit = HIGH_WATER * self.blocksize
-        with source.scope:
-            iterator = aiter(source.frames)
-            try:
-                async for frame in iterator:
-                    self._check(frame, source)
-                    source.push(frame.data)
-                    self._changed.set()
-                    while source.buffered >= limit:
-                        source.room = trio.Event()
-                        await source.room.wait()
-            finally:
-                if inspect.isasyncgen(iterator):  # finalized here, in its own task
-                    await iterator.aclose()
-        source.done = True
-        self._changed.set()
+        iterator = aiter(source.frames)
+        try:
+            async for frame in iterator:
+                self._check(frame, source)
+                source.push(frame.data)
+                self._changed.set()
+                while source.buffered >= limit:
+                    source.room = trio.Event()
+                    await source.room.wait()
+        finally:
+            if inspect.isasyncgen(iterator):  # finalized here, in its own task
+                await iterator.aclose()
 
     def _check(self, frame: object, source: _Input) -> None:
         if not isinstance(frame, AudioFrame):

@@ -279,3 +279,59 @@ async def test_bad_inputs_are_refused_at_add_time() -> None:
         mixer.add_stream(source)
         with pytest.raises(ValueError, match="already"):
             mixer.add_stream(source)
+
+
+async def test_a_removed_async_generator_is_refused_if_added_again(autojump_clock: trio.testing.MockClock) -> None:
+    # Its reader, cancelled, closes it: added again it used to crash the block with
+    # "aclose(): asynchronous generator is already running".
+    async def voice(value: int) -> AsyncIterator[rtc.AudioFrame]:
+        while True:
+            await trio.sleep(0.01)
+            yield frame(value)
+
+    paused = voice(100)
+    async with rtc.open_audio_mixer(RATE, 1) as mixer:
+        mixer.add_stream(paused)
+        sums = [int((await mixer.receive()).data[0, 0]) for _ in range(3)]
+        mixer.remove_stream(paused)
+        with pytest.raises(ValueError, match="closed"):
+            mixer.add_stream(paused)  # its reader is still ending
+        await trio.testing.wait_all_tasks_blocked()
+        assert paused.ag_frame is None
+        with pytest.raises(ValueError, match="closed"):
+            mixer.add_stream(paused)  # closed
+        mixer.add_stream(voice(7))  # a new one resumes the voice
+        sums += [int((await mixer.receive()).data[0, 0]) for _ in range(3)]
+    assert sums == [100] * 3 + [7] * 3
+
+
+class OneReader:
+    """An async iterable over a channel that, like an AudioStream, takes one reader at a time."""
+
+    def __init__(self, receive: trio.MemoryReceiveChannel[rtc.AudioFrame]) -> None:
+        self.receive = receive
+        self.reading = False
+
+    def __aiter__(self) -> OneReader:
+        return self
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        if self.reading:
+            raise trio.BusyResourceError("two readers at once")
+        self.reading = True
+        try:
+            return await self.receive.receive()
+        finally:
+            self.reading = False
+
+
+async def test_a_removed_iterable_added_again_is_read_once_its_old_reader_ended() -> None:
+    send, receive = trio.open_memory_channel[rtc.AudioFrame](10)
+    voice = OneReader(receive)
+    async with rtc.open_audio_mixer(RATE, 1) as mixer:
+        with trio.fail_after(5):
+            for value in range(1, 20):
+                mixer.add_stream(voice)
+                await send.send(frame(value))
+                assert int((await mixer.receive()).data[0, 0]) == value
+                mixer.remove_stream(voice)  # its reader waits in __anext__: cancelled

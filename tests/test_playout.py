@@ -9,6 +9,8 @@ lower bounds that real-time playout makes certain.
 
 from __future__ import annotations
 
+import random
+import select
 import time
 from typing import AsyncIterator
 
@@ -52,24 +54,27 @@ def audio(seconds: float, index: int = 1) -> rtc.AudioFrame:
     return numbered_frame(index, samples=round(seconds * 48000))
 
 
-async def test_clear_queue_drops_a_capture_in_flight() -> None:
-    # 3 s into a 1 s queue: one capture, queued natively 1 s at a time, so after 0.5 s the
-    # last second is still in flight (not queued yet). Clearing used to miss it: it played.
-    async with audio_loopback(queue_size_ms=1000, capacity=500) as (source, _, stream):
+@pytest.mark.parametrize("queue_size_ms", [1000, 100])
+async def test_clear_queue_drops_a_frame_longer_than_the_queue(queue_size_ms: int) -> None:
+    # 3 s into a short queue: capture_frame sends it a queue-full at a time, so after 0.5 s
+    # most of it is not queued yet. Clearing (from another task) used to miss what was still
+    # in flight: with a 100 ms queue 2.2 s of it played after the clear.
+    async with audio_loopback(queue_size_ms=queue_size_ms, capacity=500) as (source, _, stream):
         ear = Ear(stream)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ear.listen)
-            await source.capture_frame(audio(3.0))
+            nursery.start_soon(source.capture_frame, audio(3.0))
             await trio.sleep(0.5)
             queued = source.queued_duration  # what has not played yet, counted exactly...
-            source.clear_queue()  # ...and is dropped now, but for at most the block playing
+            source.clear_queue()  # ...and is dropped now, but for what the queue then held
             assert source.queued_duration == 0.0
             await ear.quiet_for(0.3)
+            assert source.queued_duration == 0.0
             nursery.cancel_scope.cancel()
     played = 3.0 - queued
     heard = ear.audio_blocks * BLOCK
     print(f"\nclear_queue after {played:.2f} s: heard {heard:.2f} s, {heard - played:+.2f} s after the clear")
-    assert 0.3 < played < 2.0  # the clear came while the capture was in flight
+    assert 0.3 < played < 2.0  # the clear came while the frame was being captured
     # one block may race the clear, one the second clear (of the capture in flight), and the
     # count of what had played lags the source by up to a block (its ticks come by a stream)
     assert heard <= played + 3 * BLOCK + 1e-9
@@ -205,6 +210,37 @@ async def test_playout_of_a_closed_source_refuses() -> None:
         await source.speak(_frames(1))
 
 
+async def test_speak_of_frames_longer_than_the_queue_cancelled_leaves_the_source_empty() -> None:
+    async def tts() -> AsyncIterator[rtc.AudioFrame]:
+        yield audio(3.0)
+
+    async with audio_loopback(queue_size_ms=100, capacity=500) as (source, _, stream):
+        ear = Ear(stream)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ear.listen)
+            with trio.move_on_after(0.3) as barge_in:
+                await source.speak(tts())
+            assert barge_in.cancelled_caught
+            assert source.queued_duration == 0.0
+            await ear.quiet_for(0.3)
+            nursery.cancel_scope.cancel()
+    heard = ear.audio_blocks * BLOCK
+    print(f"\nspeak of a 3 s frame cancelled after 0.3 s: heard {heard:.2f} s")
+    assert heard < 0.3 + 0.2  # not the rest of the frame (2.7 s)
+
+
+async def test_speak_refused_on_its_first_frame_keeps_what_was_queued() -> None:
+    async def wrong_rate() -> AsyncIterator[rtc.AudioFrame]:
+        yield numbered_frame(0, samples=160, rate=16000)
+
+    async with audio_loopback(queue_size_ms=1000) as (source, _, _):
+        await source.capture_frame(audio(0.5))
+        with pytest.raises(ValueError, match="16000 Hz"):
+            await source.speak(wrong_rate())
+        assert source.queued_duration > 0.3  # nothing queued was lost by the refused call
+        source.clear_queue()
+
+
 async def test_speak_refuses_what_is_not_an_async_iterable_before_anything_native() -> None:
     async with audio_loopback(queue_size_ms=1000) as (source, _, _):
         await source.capture_frame(audio(0.5))
@@ -217,3 +253,98 @@ async def test_speak_refuses_what_is_not_an_async_iterable_before_anything_nativ
 async def _frames(count: int) -> AsyncIterator[rtc.AudioFrame]:
     for i in range(count):
         yield numbered_frame(i)
+
+
+async def test_closing_the_source_while_a_task_waits_raises_closed_resource_error() -> None:
+    # The source is closed right when a tick has made the eventfd readable (seen with a
+    # select that reads nothing), at seeded points: the waiter, woken by that tick but not
+    # run yet, used to read the closed fd (-1) and raise ValueError.
+    rng = random.Random(8)
+    outcomes: list[str] = []
+
+    async def waiter(source: rtc.AudioSource) -> None:
+        try:
+            await source.wait_for_playout()
+            outcomes.append("returned")
+        except trio.ClosedResourceError:
+            outcomes.append("closed")
+
+    for _ in range(20):
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                async with rtc.open_audio_source(48000, 1, queue_size_ms=1000) as source:
+                    await source.capture_frame(audio(0.5))
+                    nursery.start_soon(waiter, source)
+                    await trio.sleep(rng.uniform(0.01, 0.2))
+                    fd = source._wake_fd
+                    while not select.select([fd], [], [], 0)[0]:  # until a tick wrote to it
+                        await trio.sleep(0)
+    assert outcomes == ["closed"] * 20
+
+
+async def test_wait_for_playout_does_not_stall_a_producer() -> None:
+    # A producer keeps a 1 s queue fed in real time while another task waits for the
+    # playout: the wait used to hold the capture's turn until the whole queue had played.
+    async with audio_loopback(queue_size_ms=1000, capacity=1000) as (source, _, stream):
+        blocks: list[bool] = []  # per frame heard: audio or silence
+        waits: list[float] = []
+
+        async def listen() -> None:
+            async for frame in stream:
+                blocks.append(bool(frame.data.any()))
+
+        async def produce() -> None:
+            for i in range(150):  # 1.5 s in 10 ms frames
+                start = trio.current_time()
+                await source.capture_frame(numbered_frame(i + 1))
+                waits.append(trio.current_time() - start)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listen)
+            with trio.fail_after(20):
+                async with trio.open_nursery() as speaking:
+                    speaking.start_soon(produce)
+                    await trio.sleep(0.2)
+                    await source.wait_for_playout()
+                await source.wait_for_playout()
+            await trio.sleep(0.1)
+            nursery.cancel_scope.cancel()
+    heard = "".join("A" if b else "." for b in blocks).strip(".")
+    print(f"\nlongest capture_frame: {max(waits) * 1000:.0f} ms; silent blocks mid-speech: {heard.count('.')}")
+    assert max(waits) < 0.5  # far below the 1 s the queue holds
+    assert heard == "A" * 150  # no gap: the queue never ran dry
+
+
+async def test_the_playout_observer_runs_from_a_capture_until_the_queue_played_out() -> None:
+    # The observer (a track and a stream: two handles) costs CPU every 10 ms: it starts at
+    # the first capture, before that capture is sent, and stops once wait_for_playout found
+    # the queue played out.
+    baseline = rtc.live_handles()
+    async with rtc.open_audio_source(48000, 1, queue_size_ms=1000) as source:
+        assert rtc.live_handles() == baseline + 1  # the source alone
+        with trio.fail_after(5):
+            await source.wait_for_playout()  # nothing captured: nothing to wait for
+        for i in range(3):
+            await source.capture_frame(audio(0.05, i))
+            assert rtc.live_handles() == baseline + 3
+            assert source.queued_duration > 0
+            with trio.fail_after(5):
+                await source.wait_for_playout()
+            assert source.queued_duration == 0.0
+            assert rtc.live_handles() == baseline + 1
+
+
+async def test_a_restarted_observer_counts_every_block() -> None:
+    async with audio_loopback(queue_size_ms=1000, capacity=500) as (source, _, stream):
+        ear = Ear(stream)
+        sent = [audio(0.05, i) for i in range(10)]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ear.listen)
+            for frame in sent:  # each capture restarts the observer
+                await source.capture_frame(frame)
+                with trio.fail_after(5):
+                    await source.wait_for_playout()
+                assert source.queued_duration == 0.0
+            await ear.quiet_for(0.1)
+            nursery.cancel_scope.cancel()
+    np.testing.assert_array_equal(np.concatenate(ear.samples), np.concatenate([f.data for f in sent]).ravel())

@@ -1562,6 +1562,11 @@ static void unit_playout(void)
     CHECK(rtc_capture_observe(20, 901, 480) == RTC_EXISTS, "a source observed twice");
     frame_event(&o, 902, 7000, (uint64_t)(uintptr_t)samples, 1, 48000, 480);
     CHECK(feed(o.b, o.n), "a frame of a stream nobody observes was not passed on");
+    CHECK(rtc_capture_unobserve(21) == RTC_CAPTURE_CLOSED, "unobserved without a record");
+    CHECK(rtc_capture_unobserve(20) == RTC_OPENED, "unobserve failed");
+    frame_event(&o, 900, 7000, (uint64_t)(uintptr_t)samples, 1, 48000, 480);
+    CHECK(feed(o.b, o.n), "a frame of a stream no longer observed was not passed on");
+    CHECK(rtc_capture_observe(20, 900, 480) == RTC_OPENED, "observe again failed");
 
     /* 25 ms: two ticks take a block each, the third finds 5 ms and takes nothing */
     CHECK(rtc_capture_audio(20, 200, 0, samples, 1, 48000, 1200) == RTC_CAPTURE_SENT, "not sent");
