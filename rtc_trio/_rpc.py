@@ -36,13 +36,16 @@ before anything is sent; a larger response is answered with RESPONSE_PAYLOAD_TOO
 MAX_RESPONSE_TIMEOUT = 3600.0
 """Longest ``response_timeout`` taken, in seconds."""
 
-NATIVE_MIN_TIMEOUT_MS = 3000
-"""The response timeout handed to the native library is never shorter than this; a shorter
-one is enforced by rtc_trio's own cancel scope. livekit_ffi subtracts a 2 s round-trip
-allowance from it: before rust-sdks commit 83bd7c7a (October 2025) that subtraction panicked
-("overflow when subtracting durations") for any timeout under 2 s, which is how the official
-SDK crashes on short timeouts. The pinned library clamps instead (measured: 0 to 3000 ms
-all answer RESPONSE_TIMEOUT); 3 s keeps even an older library (LIVEKIT_LIB_PATH) safe."""
+ROUND_TRIP_ALLOWANCE_MS = 7000
+"""What livekit_ffi takes off a call's response timeout before it tells the callee: it waits
+this long for the callee's acknowledgement, then the full timeout for the answer, and sends
+the callee ``max(timeout - allowance, 1 s)`` as its deadline (rust-sdks ``perform_rpc``,
+``max_round_trip_latency``, 7 s by default). rtc_trio hands the native side the caller's
+timeout plus this allowance, and says so explicitly (``max_round_trip_latency_ms``): the
+callee's handler then gets the caller's own deadline, while the caller's wait is cut at its
+timeout by rtc_trio's cancel scope. The native timeout is never under 7 s, so the short-timeout
+panic of older libraries (a subtraction that overflowed under 2 s, fixed in rust-sdks 83bd7c7a)
+cannot happen."""
 
 PENDING_INVOCATIONS = 1024
 """Invocations waiting to be handed to their block; beyond, the oldest is dropped (its caller
@@ -62,7 +65,9 @@ class RpcInvocation:
     """The call's id, the same on both sides (for logs)."""
     payload: str
     response_timeout: float
-    """Seconds the caller waits for the answer: the handler is cancelled after that."""
+    """Seconds the caller waits for the answer, as its request says: the handler is cancelled
+    after that. An rtc_trio caller sends the timeout it asked for (at least 1 s, the native
+    floor); other SDKs send theirs less their round-trip allowance."""
 
 
 RpcHandler = Callable[[RpcInvocation], Awaitable["str | None"]]
@@ -161,7 +166,8 @@ class RpcEndpoint:
         call.destination_identity = destination
         call.method = method
         call.payload = payload
-        call.response_timeout_ms = max(NATIVE_MIN_TIMEOUT_MS, math.ceil(seconds * 1000))
+        call.response_timeout_ms = math.ceil(seconds * 1000) + ROUND_TRIP_ALLOWANCE_MS
+        call.max_round_trip_latency_ms = ROUND_TRIP_ALLOWANCE_MS
         call.request_async_id = async_id = _native.next_async_id()
         reply: _router.Subscription[Any] = _router.Subscription(1)
         _router.expect_once(async_id, reply)

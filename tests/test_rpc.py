@@ -319,23 +319,35 @@ async def _loop() -> dict[str, Any]:
     return counts
 
 
-def test_the_native_library_never_gets_a_short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Below NATIVE_MIN_TIMEOUT_MS an older livekit_ffi panics: what goes down is clamped."""
+def test_the_handler_gets_the_callers_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The native side takes its round-trip allowance off what it is handed before telling the
+    callee: rtc_trio adds it back, so a handler taking 2 s of a caller's 4 s answers in time,
+    and what goes down is never short enough to trouble an older library."""
     server = require_server()
-    sent: list[int] = []
+    sent: list[tuple[int, int]] = []
     forward = _native.request
 
     def recording(req: Any) -> Any:
         if req.WhichOneof("message") == "perform_rpc":
-            sent.append(req.perform_rpc.response_timeout_ms)
+            sent.append((req.perform_rpc.response_timeout_ms, req.perform_rpc.max_round_trip_latency_ms))
         return forward(req)
 
     monkeypatch.setattr(_native, "request", recording)
+    seen: list[float] = []
+
+    async def slow(invocation: rtc.RpcInvocation) -> str:
+        seen.append(invocation.response_timeout)
+        await trio.sleep(2.0)
+        return "done"
 
     async def main() -> None:
         async with two_rooms(server) as (a, b):
-            async with a.local_participant.serve_rpc({"echo": echo}):
-                for timeout in (0.001, 0.5, 2.0, 7.5):
+            async with a.local_participant.serve_rpc({"slow": slow, "echo": echo}):
+                with trio.fail_after(BOUND):
+                    assert await b.local_participant.perform_rpc(
+                        destination_identity="alice", method="slow", payload="",
+                        response_timeout=4.0) == "done"
+                for timeout in (0.001, 0.5):
                     with trio.fail_after(BOUND):
                         try:
                             await b.local_participant.perform_rpc(
@@ -345,7 +357,9 @@ def test_the_native_library_never_gets_a_short_timeout(monkeypatch: pytest.Monke
                             pass
 
     run(main)
-    assert sent == [_rpc.NATIVE_MIN_TIMEOUT_MS] * 3 + [7500]
+    assert 3.5 <= seen[0] <= 4.0
+    allowance = _rpc.ROUND_TRIP_ALLOWANCE_MS
+    assert sent == [(4000 + allowance, allowance), (1 + allowance, allowance), (500 + allowance, allowance)]
 
 
 def test_bad_input_is_refused_before_anything_is_sent() -> None:
