@@ -47,6 +47,12 @@ timeout by rtc_trio's cancel scope. The native timeout is never under 7 s, so th
 panic of older libraries (a subtraction that overflowed under 2 s, fixed in rust-sdks 83bd7c7a)
 cannot happen."""
 
+MAX_ERROR_MESSAGE = 256
+"""Longest RPC error message sent, in UTF-8 bytes (the protocol's limit): a longer one a
+handler raises is cut to it, and ``data`` to :data:`MAX_RPC_PAYLOAD`. Characters UTF-8
+cannot carry (lone surrogates) are sent as ``?``. An oversized error is otherwise never
+delivered: its caller would wait out its whole timeout."""
+
 PENDING_INVOCATIONS = 1024
 """Invocations waiting to be handed to their block; beyond, the oldest is dropped (its caller
 times out). The hand-over is a few microseconds: this fills only if trio is blocked."""
@@ -95,6 +101,9 @@ class TranscriptionSegment:
     def _from_proto(cls, segment: Any) -> TranscriptionSegment:
         return cls(segment.id, segment.text, segment.start_time, segment.end_time,
                    segment.final, segment.language)
+
+
+_APPLICATION_ERROR = RpcError(RpcError.APPLICATION_ERROR, "Application error in method handler")
 
 
 @dataclass(eq=False)
@@ -277,8 +286,24 @@ class RpcEndpoint:
             self._answer(invocation_id, *answer)
 
     def _answer(self, invocation_id: int, payload: str = "", error: RpcError | None = None) -> None:
+        """Answer an invocation; never raises: an answer that cannot be built or sent is
+        logged, and one that cannot be built goes as APPLICATION_ERROR."""
         if self._closed():
             return
+        try:
+            req = self._response(invocation_id, payload, error)
+        except Exception:
+            logger.exception("rtc_trio could not build an RPC answer: its caller gets APPLICATION_ERROR")
+            req = self._response(invocation_id, "", _APPLICATION_ERROR)
+        try:
+            refused = _native.request(req).rpc_method_invocation_response.error
+        except Exception as failure:
+            logger.debug("rtc_trio could not answer an RPC invocation: %s", failure)
+            return
+        if refused:
+            logger.debug("rtc_trio could not answer an RPC invocation: %s", refused)
+
+    def _response(self, invocation_id: int, payload: str, error: RpcError | None) -> ffi_pb2.FfiRequest:
         req = ffi_pb2.FfiRequest()
         response = req.rpc_method_invocation_response
         response.local_participant_handle = self._handle_id
@@ -287,16 +312,10 @@ class RpcEndpoint:
             response.payload = payload
         else:
             response.error.code = error.code
-            response.error.message = error.message
+            response.error.message = _clip(error.message, MAX_ERROR_MESSAGE)
             if error.data:
-                response.error.data = error.data
-        try:
-            refused = _native.request(req).rpc_method_invocation_response.error
-        except RtcError as failure:
-            logger.debug("rtc_trio could not answer an RPC invocation: %s", failure)
-            return
-        if refused:
-            logger.debug("rtc_trio could not answer an RPC invocation: %s", refused)
+                response.error.data = _clip(error.data, MAX_RPC_PAYLOAD)
+        return req
 
     # -- DTMF and transcriptions -------------------------------------------------------
     async def publish_dtmf(self, code: int, digit: str) -> None:
@@ -340,16 +359,28 @@ async def _run(handler: RpcHandler, invocation: RpcInvocation) -> tuple[str, Rpc
     except Exception:
         logger.exception("the RPC handler of %r raised: its caller gets APPLICATION_ERROR",
                          invocation.method)
-        return "", RpcError(RpcError.APPLICATION_ERROR, "Application error in method handler")
+        return "", _APPLICATION_ERROR
     if result is None:
         return "", None
     if not isinstance(result, str):
         logger.error("the RPC handler of %r returned %s, not str: its caller gets "
                      "APPLICATION_ERROR", invocation.method, type(result).__name__)
-        return "", RpcError(RpcError.APPLICATION_ERROR, "Application error in method handler")
-    if len(result.encode()) > MAX_RPC_PAYLOAD:
+        return "", _APPLICATION_ERROR
+    try:
+        size = len(result.encode())
+    except UnicodeEncodeError:
+        logger.error("the RPC handler of %r returned a str UTF-8 cannot carry (a lone "
+                     "surrogate): its caller gets APPLICATION_ERROR", invocation.method)
+        return "", _APPLICATION_ERROR
+    if size > MAX_RPC_PAYLOAD:
         return "", RpcError(RpcError.RESPONSE_PAYLOAD_TOO_LARGE, "Response payload too large")
     return result, None
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes on a character boundary, any character
+    UTF-8 cannot carry replaced by ``?``."""
+    return text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
 
 
 async def _settle(req: ffi_pb2.FfiRequest, name: str) -> None:

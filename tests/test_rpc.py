@@ -94,6 +94,47 @@ def test_handler_errors_reach_the_caller_and_the_room_lives_on() -> None:
     run(main)
 
 
+def test_answers_the_wire_cannot_carry_as_given_still_go_out() -> None:
+    """A lone surrogate in an answer, or an error message/data over the protocol's limits,
+    neither kills the serve_rpc block nor leaves the caller waiting: the answer goes out."""
+    server = require_server()
+
+    async def surrogate(invocation: rtc.RpcInvocation) -> str:
+        return "\ud800"
+
+    async def surrogate_error(invocation: rtc.RpcInvocation) -> str:
+        raise rtc.RpcError(4000, "bad \udfff", data="\ud800")
+
+    async def huge_error(invocation: rtc.RpcInvocation) -> str:
+        raise rtc.RpcError(4001, "é" * 100_000, data="d" * 100_000)
+
+    handlers = {"surrogate": surrogate, "surrogate_error": surrogate_error,
+                "huge_error": huge_error, "echo": echo}
+
+    async def main() -> None:
+        async with two_rooms(server) as (a, b):
+            async def call(method: str) -> rtc.RpcError:
+                with pytest.raises(rtc.RpcError) as failed:
+                    await b.local_participant.perform_rpc(
+                        destination_identity="alice", method=method, payload="", response_timeout=5.0)
+                return failed.value
+
+            with warnings_logged() as logged:
+                async with a.local_participant.serve_rpc(handlers):
+                    with trio.fail_after(BOUND):
+                        assert (await call("surrogate")).code == rtc.RpcError.APPLICATION_ERROR
+                        error = await call("surrogate_error")
+                        assert (error.code, error.message, error.data) == (4000, "bad ?", "?")
+                        error = await call("huge_error")
+                        assert (error.code, error.message, error.data) == (
+                            4001, "é" * (_rpc.MAX_ERROR_MESSAGE // 2), "d" * rtc.MAX_RPC_PAYLOAD)
+                        assert await b.local_participant.perform_rpc(
+                            destination_identity="alice", method="echo", payload="ab") == "bob:ba"
+            assert any("surrogate" in m for m in logged.messages())
+
+    run(main)
+
+
 def test_unknown_method_and_a_method_whose_block_ended() -> None:
     server = require_server()
 
