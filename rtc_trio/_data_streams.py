@@ -165,6 +165,9 @@ class _Link(Protocol):
     @property
     def remote_participants(self) -> Mapping[str, object]: ...
 
+    @property
+    def nursery(self) -> trio.Nursery | None: ...
+
 
 @dataclass(frozen=True)
 class Sender:
@@ -416,13 +419,58 @@ def _abort_reason(error: BaseException) -> str:
 W = TypeVar("W", TextStreamWriter, ByteStreamWriter)
 
 
+ABANDONED_OPEN_WAIT = 30.0
+"""Seconds the room waits for the reply to a writer's open whose caller was cancelled, to
+close that stream with an error: its receivers then see a StreamError, not a success."""
+
+
+async def _open(sender: Sender, req: ffi_pb2.FfiRequest, name: str,
+                make: Callable[[Any, Sender], W]) -> W:
+    """Open a writer. Cancelled once the request went out, the stream opens anyway: a task of
+    the room's nursery takes the reply over and closes the stream with an error reason."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    async_id = _native.next_async_id()
+    getattr(req, name).request_async_id = async_id
+    reply: _router.Subscription[Any] = _router.Subscription(1)
+    _router.expect_once(async_id, reply)
+    try:
+        _native.request(req)
+    except BaseException:
+        reply.close()
+        raise
+    try:
+        callback = await reply.receive()
+    except BaseException:
+        nursery = sender.link.nursery
+        if nursery is None or sender.link.closed:
+            reply.close()  # the room is going: a late writer handle is just released
+        else:
+            nursery.start_soon(_abort_late, sender, reply, make)
+        raise
+    reply.close()
+    if callback.HasField("error"):
+        raise StreamError(f"{name} failed: {callback.error.description}")
+    return make(callback.writer, sender)  # no checkpoint since the handle became ours
+
+
+async def _abort_late(sender: Sender, reply: _router.Subscription[Any],
+                      make: Callable[[Any, Sender], W]) -> None:
+    """The room's nursery: the open's caller left; close the stream it opened with an error."""
+    try:
+        with trio.move_on_after(ABANDONED_OPEN_WAIT):
+            callback = await reply.receive()
+            if callback.HasField("writer"):
+                make(callback.writer, sender)._abort("the sender cancelled the stream")
+    finally:
+        reply.close()
+
+
 @asynccontextmanager
 async def _writing(sender: Sender, req: ffi_pb2.FfiRequest, name: str,
                    make: Callable[[Any, Sender], W]) -> AsyncIterator[W]:
     if sender.link.closed:
         raise trio.ClosedResourceError("the room is closed")
-    callback = await _settle(req, name)
-    writer = make(callback.writer, sender)  # no checkpoint since the handle became ours
+    writer = await _open(sender, req, name, make)
     try:
         yield writer
         await writer._finish()

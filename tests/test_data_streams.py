@@ -7,12 +7,13 @@ import os
 import urllib.request
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 import rtc_trio as rtc
-from rtc_trio import _data_streams, _handles
+from rtc_trio import _data_streams, _handles, _native
 from tests.server import TestServer, require_server
 from tests.test_room_support import BOUND, room_name, run, two_rooms, wait_until
 
@@ -130,6 +131,40 @@ def test_a_writer_ended_by_cancellation_or_error_is_an_error_for_the_receiver() 
                 reader = await next_reader(incoming)
                 with trio.fail_after(BOUND), pytest.raises(rtc.StreamError, match="raised KeyError"):
                     await reader.read_all()
+
+    run(main)
+
+
+def test_a_writer_cancelled_while_opening_is_an_error_for_the_receiver(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelled once its open request went out, the stream opens anyway: the room closes it
+    with an error when the reply comes, so the receiver sees a StreamError, not a success."""
+    server = require_server()
+    forward = _native.request
+    scopes: list[trio.CancelScope] = []
+
+    def cancelling(req: Any) -> Any:
+        reply = forward(req)
+        if req.WhichOneof("message") in ("text_stream_open", "byte_stream_open") and scopes:
+            scopes.pop().cancel()  # the request went out; its caller is cancelled before the reply
+        return reply
+
+    monkeypatch.setattr(_native, "request", cancelling)
+
+    async def main() -> None:
+        async with two_rooms(server) as (a, b):
+            async with b.text_streams("t") as texts, b.byte_streams("t") as blobs:
+                for open_writer, incoming in ((a.local_participant.stream_text, texts),
+                                              (a.local_participant.stream_bytes, blobs)):
+                    with trio.CancelScope() as scope:
+                        scopes.append(scope)
+                        async with open_writer(topic="t"):
+                            raise AssertionError("the open was cancelled")
+                    assert scope.cancelled_caught
+                    with trio.fail_after(BOUND):
+                        reader = await incoming.receive()
+                    with trio.fail_after(BOUND), pytest.raises(rtc.StreamError, match="cancelled"):
+                        await reader.read_all()
 
     run(main)
 
