@@ -24,6 +24,7 @@ import mimetypes
 import os
 import stat
 import threading
+import weakref
 from collections import deque
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -115,6 +116,8 @@ class _Inflow:
 _lock = threading.Lock()
 _inflows: dict[int, _Inflow] = {}  # reader handle -> its budget, while the reader is open
 _OVERFLOW = object()  # the item that tells a reader its later chunks were dropped
+_orphans: deque[tuple[int, _router.Subscription[Any]]] = deque()
+"""Routes of readers collected while still open, released by trio (see ``_release_orphans``)."""
 
 
 @_native.on_event("text_stream_reader_event")
@@ -520,6 +523,11 @@ class _Reader(trio.abc.ReceiveChannel[C]):
         self._error: str | None = None  # why it ended badly, once done
         self._closed = False
         self._on_stop: Callable[[Any], None] | None = None
+        # dropped unread, its route and buffered chunks go at the next trio-side use of streams
+        # (a finalizer may run on any thread, inside any lock: it only queues)
+        self._finalizer: weakref.finalize[[int, _router.Subscription[Any]], _Reader[C]] = \
+            weakref.finalize(self, _orphan, key, self._sub)
+        self._finalizer.atexit = False
 
     def _start(self) -> None:
         """Route the stream's chunks here and start them flowing; the request that does it
@@ -587,6 +595,7 @@ class _Reader(trio.abc.ReceiveChannel[C]):
 
     def _stop(self) -> None:
         """Nothing more comes: leave the route (and the listener, which holds it until then)."""
+        self._finalizer.detach()
         with _lock:
             _inflows.pop(self._key, None)
         self._sub.close()
@@ -654,6 +663,19 @@ class ByteStreamReader(_Reader[bytes]):
 R = TypeVar("R", TextStreamReader, ByteStreamReader)
 
 
+def _orphan(key: int, sub: _router.Subscription[Any]) -> None:
+    _orphans.append((key, sub))
+
+
+def _release_orphans() -> None:
+    """trio: release the routes (and buffered chunks) of readers dropped while still open."""
+    while _orphans:
+        key, sub = _orphans.popleft()
+        with _lock:
+            _inflows.pop(key, None)
+        sub.close()
+
+
 @dataclass(frozen=True)
 class IncomingStreamsStatistics:
     """An :class:`IncomingStreams` channel at one moment."""
@@ -674,7 +696,8 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
     It holds at most ``capacity`` readers not taken yet; beyond that the oldest waiting one is
     closed and counted in ``dropped``. It ends (``trio.EndOfChannel``) when the room
     disconnects; streams still running then raise :class:`StreamError`. Leaving the block
-    closes it and the readers whose streams still run (it holds those, and only those).
+    closes it and the readers still open. A reader dropped unread (no longer referenced) is
+    released with its buffered chunks at the next use of any listener.
     """
 
     def __init__(self, topic: str, capacity: int, buffer_bytes: int,
@@ -685,13 +708,14 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
         self.dropped = 0
         self._make: Callable[[Any, int], R] = make
         self._waiting: deque[R] = deque()
-        self._given: set[R] = set()  # every reader made here whose stream still runs
+        self._given: weakref.WeakSet[R] = weakref.WeakSet()  # readers made here, still open
         self._ended = False
         self._closed = False
         self._lot = trio.lowlevel.ParkingLot()
 
     def _opened(self, opened: Any) -> None:
         """The room's task: a stream opened on this topic."""
+        _release_orphans()
         if self._closed or self._ended:
             _handles.release(opened.reader.handle.id)
             return
@@ -717,6 +741,7 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
 
     def receive_nowait(self) -> R:
         """The oldest waiting reader; ``trio.WouldBlock`` if none yet."""
+        _release_orphans()
         if self._closed:
             raise trio.ClosedResourceError("this channel of streams is closed")
         if self._waiting:
@@ -739,6 +764,7 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
 
     def close(self) -> None:
         """Stop listening: every reader given out or waiting is closed."""
+        _release_orphans()
         self._closed = True
         for reader in list(self._given):
             reader.close()

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 import rtc_trio as rtc
-from rtc_trio import _data_streams, _handles, _native
+from rtc_trio import _data_streams, _handles, _native, _router
 from tests.server import TestServer, require_server
 from tests.test_room_support import BOUND, room_name, run, two_rooms, wait_until
 
@@ -231,6 +231,33 @@ def test_an_unread_reader_is_bounded_and_blocks_no_other() -> None:
                 assert kept == big[:len(kept)]  # what it kept is the stream's start, in order
                 assert len(kept) <= limit
             assert not _data_streams._inflows  # nothing routed any more
+
+    run(main)
+
+
+def test_readers_dropped_unread_are_released() -> None:
+    """Readers taken and dropped without being read or closed are not held for the block's
+    lifetime: their routes and buffered chunks go at the listener's next use."""
+    server = require_server()
+    streams = 30
+
+    async def main() -> None:
+        async with two_rooms(server) as (a, b):
+            async with b.text_streams("t", capacity=64) as incoming:
+                for i in range(streams):
+                    await a.local_participant.send_text(f"{i}" + "x" * 20_000, topic="t")
+                keys = []
+                for _ in range(streams):
+                    reader = await next_reader(incoming)  # taken, then ignored
+                    keys.append(reader._key)
+                del reader
+                with pytest.raises(trio.WouldBlock):
+                    incoming.receive_nowait()
+                assert len(incoming._given) == 0
+                assert not [key for key in keys if key in _router._routes]
+                await a.local_participant.send_text("read", topic="t")  # the listener lives on
+                with trio.fail_after(BOUND):
+                    assert await (await next_reader(incoming)).read_all() == "read"
 
     run(main)
 
