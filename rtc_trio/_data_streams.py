@@ -116,6 +116,15 @@ class _Inflow:
 _lock = threading.Lock()
 _inflows: dict[int, _Inflow] = {}  # reader handle -> its budget, while the reader is open
 _OVERFLOW = object()  # the item that tells a reader its later chunks were dropped
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """The item that ends a reader whose room ended before its stream did."""
+
+    reason: str
+
+
 _orphans: deque[tuple[int, _router.Subscription[Any]]] = deque()
 """Routes of readers collected while still open, released by trio (see ``_release_orphans``)."""
 
@@ -573,6 +582,9 @@ class _Reader(trio.abc.ReceiveChannel[C]):
             self._end_with(f"this reader fell behind: more than {self._inflow.limit} bytes "
                            "were waiting to be read, the stream's later chunks were dropped")
             return None
+        if isinstance(item, _Failed):
+            self._end_with(item.reason)
+            return None
         if isinstance(item, tuple):
             content, size = item
             with _lock:
@@ -608,9 +620,14 @@ class _Reader(trio.abc.ReceiveChannel[C]):
         self._stop()
 
     def _fail(self, error: str) -> None:
-        """The stream can no longer end well (its room ended): later reads raise ``error``."""
-        if not (self._done or self._closed):
-            self._end_with(error)
+        """The room ended: unless the stream's end came already (then it ends as that says),
+        later chunks are dropped and, after those buffered, reads raise ``error``."""
+        if self._done or self._closed:
+            return
+        with _lock:
+            if _inflows.pop(self._key, None) is None:
+                return  # its end is buffered
+        _router.deliver(self._key, _Failed(error))
 
     def close(self) -> None:
         """Stop receiving: what is buffered is dropped, later reads raise

@@ -336,26 +336,42 @@ def remove_participant(server: TestServer, room: str, identity: str) -> None:
         pass
 
 
-def test_the_receiving_room_disconnected_fails_running_readers_and_ends_listening() -> None:
+def test_the_receiving_room_disconnected_fails_running_readers_and_ends_listening(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A running reader fails when the room disconnects, even when the native side never ends
+    its stream (its end is held back here); a stream whose end was buffered stays a success."""
     server = require_server()
+    held_back: set[int] = set()
+    forward = _native._event_handlers["text_stream_reader_event"]
+
+    def holding_back(event: Any) -> None:  # native threads
+        if event.reader_handle not in held_back or event.WhichOneof("detail") == "chunk_received":
+            forward(event)
+
+    monkeypatch.setitem(_native._event_handlers, "text_stream_reader_event", holding_back)
 
     async def main() -> None:
         name = room_name()
-        async with rtc.connect(server.url, server.token("alice", name)) as a:
+        async with rtc.connect(server.url, server.token("alice", name)) as a, AsyncExitStack() as stack:
             async with rtc.connect(server.url, server.token("bob", name)) as b:
                 await wait_until(lambda: "bob" in a.remote_participants)
-                async with b.text_streams("t") as incoming, \
-                        a.local_participant.stream_text(topic="t") as writer:
+                async with b.text_streams("t") as incoming:
+                    await a.local_participant.send_text("complete", topic="t")
+                    complete = await next_reader(incoming)
+                    await wait_until(lambda: complete._key not in _data_streams._inflows)  # its end came
+                    writer = await stack.enter_async_context(a.local_participant.stream_text(topic="t"))
                     await writer.write("hi")
                     reader = await next_reader(incoming)
+                    held_back.add(reader._key)
                     with trio.fail_after(BOUND):
                         assert await reader.receive() == "hi"
                     await trio.to_thread.run_sync(remove_participant, server, name, "bob")
                     with trio.fail_after(BOUND):
-                        with pytest.raises(rtc.StreamError):
+                        with pytest.raises(rtc.StreamError, match="the room disconnected"):
                             await reader.receive()
                         with pytest.raises(trio.EndOfChannel):
                             await incoming.receive()
+                        assert await complete.read_all() == "complete"
 
     run(main)
 
