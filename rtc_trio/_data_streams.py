@@ -19,6 +19,7 @@ its later chunks are dropped and, after the chunks it kept, it raises :class:`St
 
 from __future__ import annotations
 
+import errno
 import logging
 import mimetypes
 import os
@@ -258,10 +259,18 @@ async def send_bytes(sender: Sender, data: object, *, topic: object, name: objec
 
 def _inspect_file(path: str) -> tuple[str, str]:
     """A worker thread: ``path`` made absolute once known to be a readable regular file, and
-    its guessed MIME type. Raises the ``OSError`` that opening it raises."""
-    with open(path, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise IsADirectoryError(f"{path!r} is not a regular file")
+    its guessed MIME type. Raises the ``OSError`` that opening it raises, ``IsADirectoryError``
+    for a directory, ``ValueError`` for anything else that is not a regular file (a FIFO, a
+    device: opened without blocking, never read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path!r} is not a regular file")
     guessed, _ = mimetypes.guess_type(path)
     return os.path.abspath(path), guessed or DEFAULT_MIME_TYPE
 
@@ -279,7 +288,8 @@ async def send_file(sender: Sender, path: object, *, topic: object, name: object
                   "" if mime_type is None else mime_type)
     _route(sender, options, topic, destination_identities, attributes)
     # opening the file, and the first use of mimetypes, touch the disk: not on trio's thread
-    req.send_file.file_path, guessed = await trio.to_thread.run_sync(_inspect_file, file_path)
+    req.send_file.file_path, guessed = await trio.to_thread.run_sync(
+        _inspect_file, file_path, abandon_on_cancel=True)
     if mime_type is None:
         options.mime_type = guessed
     if sender.link.closed:

@@ -376,6 +376,15 @@ def test_the_receiving_room_disconnected_fails_running_readers_and_ends_listenin
     run(main)
 
 
+async def unblock_fifo(path: Path) -> None:
+    """After BOUND, let an open of the FIFO ``path`` for reading return (a writer appears)."""
+    await trio.sleep(BOUND)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
 def test_bad_input_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
     server = require_server()
 
@@ -403,6 +412,12 @@ def test_bad_input_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
                     await lp.send_file(tmp_path / "missing", topic="t")
                 with pytest.raises(IsADirectoryError):
                     await lp.send_file(tmp_path, topic="t")
+                os.mkfifo(tmp_path / "fifo")
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(unblock_fifo, tmp_path / "fifo")  # should it block
+                    with pytest.raises(ValueError, match="not a regular file"):
+                        await lp.send_file(tmp_path / "fifo", topic="t")
+                    nursery.cancel_scope.cancel()
                 with pytest.raises(TypeError):
                     await lp.send_file(b"/etc/hostname", topic="t")  # type: ignore[arg-type]
                 with trio.CancelScope() as cancelled:  # cancelled before it went out
