@@ -542,6 +542,7 @@ class _Reader(trio.abc.ReceiveChannel[C]):
         self._error: str | None = None  # why it ended badly, once done
         self._closed = False
         self._on_stop: Callable[[Any], None] | None = None
+        self._partial: list[C] = []  # what a cancelled read_all read
         # dropped unread, its route and buffered chunks go at the next trio-side use of streams
         # (a finalizer may run on any thread, inside any lock: it only queues)
         self._finalizer: weakref.finalize[[int, _router.Subscription[Any]], _Reader[C]] = \
@@ -579,8 +580,14 @@ class _Reader(trio.abc.ReceiveChannel[C]):
                 return chunk
 
     async def read_all(self) -> C:
-        """The rest of the stream, joined, once it ended well (raises like :meth:`receive`)."""
-        parts = [chunk async for chunk in self]
+        """The rest of the stream, joined, once it ended well (raises like :meth:`receive`).
+
+        Cancelled mid-way, it keeps what it read: the next ``read_all`` returns it too, so a
+        retried call gets everything from where the first one started.
+        """
+        async for chunk in self:
+            self._partial.append(chunk)
+        parts, self._partial = self._partial, []
         return self._join(parts)
 
     def _join(self, parts: list[C]) -> C:

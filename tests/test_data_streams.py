@@ -169,6 +169,31 @@ def test_a_writer_cancelled_while_opening_is_an_error_for_the_receiver(
     run(main)
 
 
+def test_a_cancelled_read_all_keeps_what_it_read() -> None:
+    server = require_server()
+
+    async def main() -> None:
+        async with two_rooms(server) as (a, b):
+            async with b.text_streams("t") as incoming:
+                async with a.local_participant.stream_text(topic="t") as writer:
+                    await writer.write("first ")
+                    reader = await next_reader(incoming)
+                    with trio.CancelScope() as scope:
+                        async with trio.open_nursery() as nursery:
+                            async def cancel_once_read() -> None:
+                                await wait_until(lambda: bool(reader._partial))
+                                scope.cancel()
+
+                            nursery.start_soon(cancel_once_read)
+                            await reader.read_all()
+                    assert scope.cancelled_caught
+                    await writer.write("second")
+                with trio.fail_after(BOUND):
+                    assert await reader.read_all() == "first second"
+
+    run(main)
+
+
 def test_a_cancelled_write_went_out_or_broke_the_stream() -> None:
     """A write cancelled before its request went out leaves the writer usable; one cancelled
     while waiting for the native side breaks it: the stream ends with an error, not short."""
