@@ -349,6 +349,10 @@ class LocalParticipant(Participant):
         if publication.track is not None:
             publication.track.sid = publication.sid
 
+    def _disconnected(self) -> None:
+        """The room disconnected: RPC handlers still running are cancelled."""
+        self._rpc.room_ended()
+
     def _close(self) -> None:
         """The room closed: every publication's handle goes."""
         for publication in self.track_publications.values():

@@ -506,6 +506,7 @@ class Room:
                     publication.track.close()
             remote._go()
         self._streams.room_ended("the room disconnected before the stream ended")
+        self.local_participant._disconnected()
 
     # -- data streams (rtc_trio._data_streams) ----------------------------------------------
     def text_streams(

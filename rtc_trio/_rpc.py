@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, NoReturn, Sequence
 
 import trio
@@ -110,6 +110,8 @@ _APPLICATION_ERROR = RpcError(RpcError.APPLICATION_ERROR, "Application error in 
 class _Served:
     handler: RpcHandler
     nursery: trio.Nursery
+    running: set[trio.CancelScope] = field(default_factory=set)
+    """The cancel scopes of its invocations still running."""
 
 
 def _payload(name: str, value: object) -> str:
@@ -152,6 +154,7 @@ class RpcEndpoint:
         self._nursery = nursery  # the room's nursery while its block runs
         self._served: dict[str, _Served] = {}
         self._dispatching = False
+        self._ended = False  # the room disconnected: no call comes or can be answered any more
 
     def _check_open(self) -> None:
         if self._closed():
@@ -266,24 +269,39 @@ class RpcEndpoint:
                     self._answer(event.invocation_id, error=RpcError(
                         RpcError.UNSUPPORTED_METHOD, "Method not supported at destination"))
                 else:
-                    served.nursery.start_soon(self._invoke, served.handler, event.invocation_id, invocation)
+                    served.nursery.start_soon(self._invoke, served, event.invocation_id, invocation)
         except (trio.EndOfChannel, trio.ClosedResourceError, RtcError):
             pass
         finally:
             sub.close()
             self._dispatching = False
 
-    async def _invoke(self, handler: RpcHandler, invocation_id: int, invocation: RpcInvocation) -> None:
-        """Run one handler under the caller's deadline; answer the caller whatever happens."""
+    async def _invoke(self, served: _Served, invocation_id: int, invocation: RpcInvocation) -> None:
+        """Run one handler under the caller's deadline; answer the caller whatever happens
+        (unless the room disconnected: then it is cancelled and nobody is left to answer)."""
         answer: tuple[str, RpcError | None] = ("", RpcError(
             RpcError.APPLICATION_ERROR, "the handler was cancelled: its serve_rpc block ended"))
-        try:
-            with trio.move_on_after(invocation.response_timeout) as deadline:
-                answer = await _run(handler, invocation)
-            if deadline.cancelled_caught:
-                answer = ("", RpcError(RpcError.RESPONSE_TIMEOUT, "Response timeout"))
-        finally:
-            self._answer(invocation_id, *answer)
+        with trio.CancelScope() as running:
+            served.running.add(running)
+            if self._ended:
+                running.cancel()
+            try:
+                with trio.move_on_after(invocation.response_timeout) as deadline:
+                    answer = await _run(served.handler, invocation)
+                if deadline.cancelled_caught:
+                    answer = ("", RpcError(RpcError.RESPONSE_TIMEOUT, "Response timeout"))
+            finally:
+                served.running.discard(running)
+                if not self._ended:
+                    self._answer(invocation_id, *answer)
+
+    def room_ended(self) -> None:
+        """The room disconnected: cancel every handler still running (serve blocks stay open
+        until their ``async with`` ends, serving nothing)."""
+        self._ended = True
+        for served in self._served.values():
+            for running in list(served.running):
+                running.cancel()
 
     def _answer(self, invocation_id: int, payload: str = "", error: RpcError | None = None) -> None:
         """Answer an invocation; never raises: an answer that cannot be built or sent is

@@ -255,6 +255,48 @@ def test_callee_leaves_mid_call() -> None:
     run(main)
 
 
+def test_handlers_are_cancelled_when_the_room_disconnects() -> None:
+    """The server removes the callee: its running handler is cancelled then, not when its
+    serve_rpc block ends."""
+    from tests.test_data_streams import remove_participant
+    from tests.test_room_support import room_name
+    server = require_server()
+
+    async def main() -> None:
+        name = room_name()
+        started, cancelled = trio.Event(), trio.Event()
+
+        async def stuck(invocation: rtc.RpcInvocation) -> str:
+            started.set()
+            try:
+                await trio.sleep_forever()
+            finally:
+                cancelled.set()
+            return ""
+
+        async def call(b: rtc.Room) -> None:
+            try:
+                await b.local_participant.perform_rpc(
+                    destination_identity="alice", method="stuck", payload="", response_timeout=60.0)
+            except rtc.RpcError:
+                pass
+
+        async with rtc.connect(server.url, server.token("alice", name)) as a:
+            async with rtc.connect(server.url, server.token("bob", name)) as b:
+                await wait_until(lambda: "bob" in a.remote_participants)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(call, b)
+                    async with a.local_participant.serve_rpc({"stuck": stuck}):
+                        with trio.fail_after(BOUND):
+                            await started.wait()
+                        await trio.to_thread.run_sync(remove_participant, server, name, "alice")
+                        with trio.fail_after(BOUND):
+                            await cancelled.wait()  # the block still runs
+                    nursery.cancel_scope.cancel()
+
+    run(main)
+
+
 def test_a_handler_still_running_when_its_block_ends_is_cancelled_and_answered() -> None:
     server = require_server()
 
