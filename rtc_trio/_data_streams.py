@@ -50,6 +50,11 @@ MAX_BUFFER_BYTES = 1 << 30
 READER_MAX_CHUNKS = 65536
 """Unread chunks a reader buffers, whatever their size (a second bound, for tiny chunks)."""
 DEFAULT_MIME_TYPE = "application/octet-stream"
+MAX_HEADER_BYTES = 15000
+"""A stream's header travels in one packet of at most this many bytes (livekit_ffi refuses a
+larger one: "stream header exceeds maximum size"). Its topic, attributes, destination
+identities, name and MIME type must fit, with ``_HEADER_FIXED`` bytes for its other fields."""
+_HEADER_FIXED = 128  # measured: 64 for a text stream (a 14,933-byte topic is the largest sent)
 
 C = TypeVar("C", str, bytes)
 
@@ -199,13 +204,22 @@ def _route(sender: Sender, options: Any, topic: object, destination_identities: 
     if destination_identities is not None:
         destinations = _validate.strings("destination_identities", destination_identities)
     attrs = {} if attributes is None else _validate.string_mapping("attributes", attributes)
+    options.destination_identities.extend(destinations)
+    options.attributes.update(attrs)
+    _check_header(options)
     if sender.link.closed:
         raise trio.ClosedResourceError("the room is closed")
     unknown = [i for i in destinations if i not in sender.link.remote_participants]
     if unknown:
         raise ValueError(f"no participant with identity {', '.join(map(repr, unknown))} in the room")
-    options.destination_identities.extend(destinations)
-    options.attributes.update(attrs)
+
+
+def _check_header(options: Any) -> None:
+    size = _HEADER_FIXED + options.ByteSize()
+    if size > MAX_HEADER_BYTES:
+        raise ValueError(f"the stream's topic, attributes, destination identities, name and MIME "
+                         f"type take {size - _HEADER_FIXED} bytes; its header has room for "
+                         f"{MAX_HEADER_BYTES - _HEADER_FIXED}")
 
 
 def _byte_options(options: Any, name: object, mime_type: object) -> None:
@@ -292,6 +306,7 @@ async def send_file(sender: Sender, path: object, *, topic: object, name: object
         _inspect_file, file_path, abandon_on_cancel=True)
     if mime_type is None:
         options.mime_type = guessed
+        _check_header(options)
     if sender.link.closed:
         raise trio.ClosedResourceError("the room is closed")
     req.send_file.local_participant_handle = sender.handle
@@ -310,6 +325,8 @@ class _Writer(Generic[C]):
         self._writing = False
         self._broken = False  # a write was cancelled or failed: the stream cannot end well
         self._closed = False
+        self._written = 0  # characters or bytes sent
+        self._total: int | None = None  # bytes announced
 
     async def write(self, chunk: C) -> None:
         """Send ``chunk``; returns once the native side has taken it.
@@ -318,6 +335,7 @@ class _Writer(Generic[C]):
         later writes raise ``trio.BrokenResourceError`` and the stream ends with an error.
         """
         payload = self._chunk(chunk)
+        self._check_size(len(payload))
         if self._closed:
             raise trio.ClosedResourceError("this stream writer is closed")
         if self._writing:
@@ -332,6 +350,7 @@ class _Writer(Generic[C]):
             return
         req = ffi_pb2.FfiRequest()
         self._fill_write(req, payload)
+        self._written += len(payload)
         self._writing = True
         self._broken = True  # until the native side took it
         try:
@@ -342,6 +361,12 @@ class _Writer(Generic[C]):
 
     def _chunk(self, chunk: object) -> C:
         raise NotImplementedError
+
+    def _check_size(self, size: int) -> None:
+        """Refuse a write past the size the stream announced (ValueError: nothing is sent)."""
+        if self._total is not None and self._written + size > self._total:
+            raise ValueError(f"this stream announced {self._total} bytes: {self._written} were "
+                             f"written, {size} more would exceed it")
 
     def _fill_write(self, req: ffi_pb2.FfiRequest, payload: C) -> None:
         raise NotImplementedError
@@ -377,6 +402,10 @@ class _Writer(Generic[C]):
         if self._broken:
             self._abort("a write was cancelled or failed")
             raise StreamError("the stream ended with an error: a write was cancelled or failed")
+        if self._total is not None and self._written != self._total:
+            why = f"the sender wrote {self._written} of the {self._total} bytes it announced"
+            self._abort(why)
+            raise StreamError(f"the stream ended with an error: {why}")
         reply = self._send_close(None)
         if reply is None:
             raise trio.ClosedResourceError("the room closed before the stream ended")
@@ -423,6 +452,7 @@ class ByteStreamWriter(_Writer[bytes]):
     def __init__(self, owned: Any, sender: Sender) -> None:
         super().__init__(owned, sender)
         self.info = _byte_info(owned.info, sender.identity)
+        self._total = self.info.total_size
 
     def _chunk(self, chunk: object) -> bytes:
         return _payload(chunk)

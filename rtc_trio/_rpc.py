@@ -33,6 +33,12 @@ MAX_RPC_PAYLOAD = 15 * 1024
 carried in one data packet, which every client accepts. A larger request is a ValueError
 before anything is sent; a larger response is answered with RESPONSE_PAYLOAD_TOO_LARGE."""
 
+MAX_RPC_METHOD = 14 * 1024
+"""Longest method name, in UTF-8 bytes. The call travels as a data stream whose header (one
+packet of at most 15,000 bytes) carries the method: livekit_ffi refuses a larger header
+(SEND_FAILED; measured: a 14,752-byte method fails with a 15 KiB payload, 14,700 passes). 14 KiB
+leaves room for the destination identity and the header's other fields."""
+
 MAX_RESPONSE_TIMEOUT = 3600.0
 """Longest ``response_timeout`` taken, in seconds."""
 
@@ -57,8 +63,8 @@ PENDING_INVOCATIONS = 1024
 """Invocations waiting to be handed to their block; beyond, the oldest is dropped (its caller
 times out). The hand-over is a few microseconds: this fills only if trio is blocked."""
 
-DTMF_CODES = range(16)
-"""SIP DTMF event codes (RFC 4733): 0-9, ``*`` 10, ``#`` 11, A-D 12-15."""
+DTMF_DIGITS = "0123456789*#ABCD"
+"""The digit of each SIP DTMF event code (RFC 4733): 0-9, ``*`` 10, ``#`` 11, A-D 12-15."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,9 @@ def _method(value: object) -> str:
     method = _validate.string("method", value)
     if not method:
         raise ValueError("method must not be empty")
+    size = len(method.encode())
+    if size > MAX_RPC_METHOD:
+        raise ValueError(f"method is {size} bytes; a method name is at most {MAX_RPC_METHOD} bytes")
     return method
 
 
@@ -336,11 +345,14 @@ class RpcEndpoint:
         return req
 
     # -- DTMF and transcriptions -------------------------------------------------------
-    async def publish_dtmf(self, code: int, digit: str) -> None:
-        code = _validate.integer("code", code, DTMF_CODES.start, DTMF_CODES.stop - 1)
-        digit = _validate.string("digit", digit)
-        if len(digit) != 1:
-            raise ValueError(f"digit must be one character, got {digit!r}")
+    async def publish_dtmf(self, code: int, digit: str | None) -> None:
+        code = _validate.integer("code", code, 0, len(DTMF_DIGITS) - 1)
+        expected = DTMF_DIGITS[code]
+        if digit is not None:
+            digit = _validate.string("digit", digit)
+            if digit.upper() != expected:
+                raise ValueError(f"the digit of code {code} is {expected!r}, not {digit!r}")
+        digit = expected
         self._check_open()
         req = ffi_pb2.FfiRequest()
         req.publish_sip_dtmf.local_participant_handle = self._handle_id
@@ -349,13 +361,15 @@ class RpcEndpoint:
         await _settle(req, "publish_sip_dtmf")
 
     async def publish_transcription(self, participant_identity: str, track_sid: str,
-                                    segments: Sequence[TranscriptionSegment]) -> None:
+                                    segments: Sequence[TranscriptionSegment], local_identity: str) -> None:
         participant_identity = _validate.string("participant_identity", participant_identity)
         track_sid = _validate.string("track_sid", track_sid)
         if isinstance(segments, (str, bytes)) or not isinstance(segments, Sequence) or not all(
                 isinstance(s, TranscriptionSegment) for s in segments):
             raise TypeError("segments must be a sequence of TranscriptionSegment")
         self._check_open()
+        if participant_identity != local_identity and participant_identity not in self._remote:
+            raise ValueError(f"no participant with identity {participant_identity!r} in the room")
         req = ffi_pb2.FfiRequest()
         publish = req.publish_transcription
         publish.local_participant_handle = self._handle_id

@@ -194,6 +194,32 @@ def test_a_cancelled_read_all_keeps_what_it_read() -> None:
     run(main)
 
 
+def test_a_byte_stream_holds_to_the_size_it_announced() -> None:
+    """Writing past ``total_size`` is a ValueError (nothing sent); ending short of it is an
+    error for both sides, never a short success."""
+    server = require_server()
+
+    async def main() -> None:
+        async with two_rooms(server) as (a, b):
+            async with b.byte_streams("t") as incoming:
+                async with a.local_participant.stream_bytes(topic="t", total_size=4) as writer:
+                    await writer.write(b"abc")
+                    with pytest.raises(ValueError, match="announced 4 bytes"):
+                        await writer.write(b"de")
+                    await writer.write(b"d")
+                reader = await next_byte_reader(incoming)
+                with trio.fail_after(BOUND):
+                    assert await reader.read_all() == b"abcd"
+                with pytest.raises(rtc.StreamError, match="wrote 3 of the 4 bytes"):
+                    async with a.local_participant.stream_bytes(topic="t", total_size=4) as writer:
+                        await writer.write(b"abc")
+                reader = await next_byte_reader(incoming)
+                with trio.fail_after(BOUND), pytest.raises(rtc.StreamError):  # the native side
+                    await reader.read_all()                                   # says it too
+
+    run(main)
+
+
 def test_a_cancelled_write_went_out_or_broke_the_stream() -> None:
     """A write cancelled before its request went out leaves the writer usable; one cancelled
     while waiting for the native side breaks it: the stream ends with an error, not short."""
@@ -433,6 +459,18 @@ def test_bad_input_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
                     lp.stream_text(topic="t", destination_identities=["nobody"])
                 with pytest.raises(ValueError):
                     lp.stream_bytes(topic="t", total_size=-1)
+                room = _data_streams.MAX_HEADER_BYTES - _data_streams._HEADER_FIXED
+                for kwargs in ({"topic": "t" * room}, {"attributes": {"k": "v" * room}}):
+                    with pytest.raises(ValueError, match="header"):
+                        await lp.send_text("x", **kwargs)  # type: ignore[arg-type]
+                with pytest.raises(ValueError, match="header"):
+                    lp.stream_bytes(topic="t", name="n" * room)
+                with pytest.raises(ValueError, match="header"):
+                    lp.stream_text(topic="t", attributes={f"k{i}": "v" * 200 for i in range(100)})
+                with trio.fail_after(BOUND):  # the largest header refused natively is not refused here
+                    await lp.send_text("x", topic="u" * (room - 3))  # 3: the topic's tag and length
+                with pytest.raises(ValueError, match="header"):
+                    await lp.send_text("x", topic="u" * (room - 2))
                 with pytest.raises(FileNotFoundError):
                     await lp.send_file(tmp_path / "missing", topic="t")
                 with pytest.raises(IsADirectoryError):

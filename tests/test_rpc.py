@@ -455,6 +455,7 @@ def test_bad_input_is_refused_before_anything_is_sent() -> None:
             for change, error in (
                 ({"method": ""}, ValueError),
                 ({"method": 3}, TypeError),
+                ({"method": "m" * (_rpc.MAX_RPC_METHOD + 1)}, ValueError),
                 ({"payload": b"bytes"}, TypeError),
                 ({"payload": None}, TypeError),
                 ({"payload": "é" * (rtc.MAX_RPC_PAYLOAD // 2 + 1)}, ValueError),  # 2 bytes each
@@ -470,6 +471,7 @@ def test_bad_input_is_refused_before_anything_is_sent() -> None:
                     await call(**{**ok, **change})  # type: ignore[arg-type]
             serve = a.local_participant.serve_rpc
             for handlers, error in (({}, ValueError), ({"": echo}, ValueError), ({"m": 1}, TypeError),
+                                    ({"m" * (_rpc.MAX_RPC_METHOD + 1): echo}, ValueError),
                                     ([("m", echo)], TypeError), ({3: echo}, TypeError)):
                 with pytest.raises(error):
                     async with serve(handlers):  # type: ignore[arg-type]
@@ -487,6 +489,10 @@ def test_bad_input_is_refused_before_anything_is_sent() -> None:
                 with trio.fail_after(BOUND):  # a payload at the limit goes through
                     exact = "é" * (rtc.MAX_RPC_PAYLOAD // 2)
                     assert await call(**{**ok, "method": "size", "payload": exact}) == str(rtc.MAX_RPC_PAYLOAD)
+            longest = "é" * (_rpc.MAX_RPC_METHOD // 2)  # both limits at once go through too
+            async with serve({longest: size}):
+                with trio.fail_after(BOUND):
+                    assert await call(**{**ok, "method": longest, "payload": exact}) == str(rtc.MAX_RPC_PAYLOAD)
             with pytest.raises(TypeError):
                 rtc.RpcError("1500", "x")  # type: ignore[arg-type]
         # closed room
