@@ -19,11 +19,13 @@ its later chunks are dropped and, after the chunks it kept, it raises :class:`St
 
 from __future__ import annotations
 
+import errno
 import logging
 import mimetypes
 import os
 import stat
 import threading
+import weakref
 from collections import deque
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -48,6 +50,11 @@ MAX_BUFFER_BYTES = 1 << 30
 READER_MAX_CHUNKS = 65536
 """Unread chunks a reader buffers, whatever their size (a second bound, for tiny chunks)."""
 DEFAULT_MIME_TYPE = "application/octet-stream"
+MAX_HEADER_BYTES = 15000
+"""A stream's header travels in one packet of at most this many bytes (livekit_ffi refuses a
+larger one: "stream header exceeds maximum size"). Its topic, attributes, destination
+identities, name and MIME type must fit, with ``_HEADER_FIXED`` bytes for its other fields."""
+_HEADER_FIXED = 128  # measured: 64 for a text stream (a 14,933-byte topic is the largest sent)
 
 C = TypeVar("C", str, bytes)
 
@@ -117,6 +124,17 @@ _inflows: dict[int, _Inflow] = {}  # reader handle -> its budget, while the read
 _OVERFLOW = object()  # the item that tells a reader its later chunks were dropped
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """The item that ends a reader whose room ended before its stream did."""
+
+    reason: str
+
+
+_orphans: deque[tuple[int, _router.Subscription[Any]]] = deque()
+"""Routes of readers collected while still open, released by trio (see ``_release_orphans``)."""
+
+
 @_native.on_event("text_stream_reader_event")
 @_native.on_event("byte_stream_reader_event")
 def _on_reader_event(event: Any) -> None:
@@ -165,6 +183,9 @@ class _Link(Protocol):
     @property
     def remote_participants(self) -> Mapping[str, object]: ...
 
+    @property
+    def nursery(self) -> trio.Nursery | None: ...
+
 
 @dataclass(frozen=True)
 class Sender:
@@ -183,13 +204,22 @@ def _route(sender: Sender, options: Any, topic: object, destination_identities: 
     if destination_identities is not None:
         destinations = _validate.strings("destination_identities", destination_identities)
     attrs = {} if attributes is None else _validate.string_mapping("attributes", attributes)
+    options.destination_identities.extend(destinations)
+    options.attributes.update(attrs)
+    _check_header(options)
     if sender.link.closed:
         raise trio.ClosedResourceError("the room is closed")
     unknown = [i for i in destinations if i not in sender.link.remote_participants]
     if unknown:
         raise ValueError(f"no participant with identity {', '.join(map(repr, unknown))} in the room")
-    options.destination_identities.extend(destinations)
-    options.attributes.update(attrs)
+
+
+def _check_header(options: Any) -> None:
+    size = _HEADER_FIXED + options.ByteSize()
+    if size > MAX_HEADER_BYTES:
+        raise ValueError(f"the stream's topic, attributes, destination identities, name and MIME "
+                         f"type take {size - _HEADER_FIXED} bytes; its header has room for "
+                         f"{MAX_HEADER_BYTES - _HEADER_FIXED}")
 
 
 def _byte_options(options: Any, name: object, mime_type: object) -> None:
@@ -243,10 +273,18 @@ async def send_bytes(sender: Sender, data: object, *, topic: object, name: objec
 
 def _inspect_file(path: str) -> tuple[str, str]:
     """A worker thread: ``path`` made absolute once known to be a readable regular file, and
-    its guessed MIME type. Raises the ``OSError`` that opening it raises."""
-    with open(path, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise IsADirectoryError(f"{path!r} is not a regular file")
+    its guessed MIME type. Raises the ``OSError`` that opening it raises, ``IsADirectoryError``
+    for a directory, ``ValueError`` for anything else that is not a regular file (a FIFO, a
+    device: opened without blocking, never read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path!r} is not a regular file")
     guessed, _ = mimetypes.guess_type(path)
     return os.path.abspath(path), guessed or DEFAULT_MIME_TYPE
 
@@ -264,9 +302,11 @@ async def send_file(sender: Sender, path: object, *, topic: object, name: object
                   "" if mime_type is None else mime_type)
     _route(sender, options, topic, destination_identities, attributes)
     # opening the file, and the first use of mimetypes, touch the disk: not on trio's thread
-    req.send_file.file_path, guessed = await trio.to_thread.run_sync(_inspect_file, file_path)
+    req.send_file.file_path, guessed = await trio.to_thread.run_sync(
+        _inspect_file, file_path, abandon_on_cancel=True)
     if mime_type is None:
         options.mime_type = guessed
+        _check_header(options)
     if sender.link.closed:
         raise trio.ClosedResourceError("the room is closed")
     req.send_file.local_participant_handle = sender.handle
@@ -285,6 +325,8 @@ class _Writer(Generic[C]):
         self._writing = False
         self._broken = False  # a write was cancelled or failed: the stream cannot end well
         self._closed = False
+        self._written = 0  # characters or bytes sent
+        self._total: int | None = None  # bytes announced
 
     async def write(self, chunk: C) -> None:
         """Send ``chunk``; returns once the native side has taken it.
@@ -293,6 +335,7 @@ class _Writer(Generic[C]):
         later writes raise ``trio.BrokenResourceError`` and the stream ends with an error.
         """
         payload = self._chunk(chunk)
+        self._check_size(len(payload))
         if self._closed:
             raise trio.ClosedResourceError("this stream writer is closed")
         if self._writing:
@@ -307,6 +350,7 @@ class _Writer(Generic[C]):
             return
         req = ffi_pb2.FfiRequest()
         self._fill_write(req, payload)
+        self._written += len(payload)
         self._writing = True
         self._broken = True  # until the native side took it
         try:
@@ -317,6 +361,12 @@ class _Writer(Generic[C]):
 
     def _chunk(self, chunk: object) -> C:
         raise NotImplementedError
+
+    def _check_size(self, size: int) -> None:
+        """Refuse a write past the size the stream announced (ValueError: nothing is sent)."""
+        if self._total is not None and self._written + size > self._total:
+            raise ValueError(f"this stream announced {self._total} bytes: {self._written} were "
+                             f"written, {size} more would exceed it")
 
     def _fill_write(self, req: ffi_pb2.FfiRequest, payload: C) -> None:
         raise NotImplementedError
@@ -352,6 +402,10 @@ class _Writer(Generic[C]):
         if self._broken:
             self._abort("a write was cancelled or failed")
             raise StreamError("the stream ended with an error: a write was cancelled or failed")
+        if self._total is not None and self._written != self._total:
+            why = f"the sender wrote {self._written} of the {self._total} bytes it announced"
+            self._abort(why)
+            raise StreamError(f"the stream ended with an error: {why}")
         reply = self._send_close(None)
         if reply is None:
             raise trio.ClosedResourceError("the room closed before the stream ended")
@@ -398,6 +452,7 @@ class ByteStreamWriter(_Writer[bytes]):
     def __init__(self, owned: Any, sender: Sender) -> None:
         super().__init__(owned, sender)
         self.info = _byte_info(owned.info, sender.identity)
+        self._total = self.info.total_size
 
     def _chunk(self, chunk: object) -> bytes:
         return _payload(chunk)
@@ -416,13 +471,58 @@ def _abort_reason(error: BaseException) -> str:
 W = TypeVar("W", TextStreamWriter, ByteStreamWriter)
 
 
+ABANDONED_OPEN_WAIT = 30.0
+"""Seconds the room waits for the reply to a writer's open whose caller was cancelled, to
+close that stream with an error: its receivers then see a StreamError, not a success."""
+
+
+async def _open(sender: Sender, req: ffi_pb2.FfiRequest, name: str,
+                make: Callable[[Any, Sender], W]) -> W:
+    """Open a writer. Cancelled once the request went out, the stream opens anyway: a task of
+    the room's nursery takes the reply over and closes the stream with an error reason."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    async_id = _native.next_async_id()
+    getattr(req, name).request_async_id = async_id
+    reply: _router.Subscription[Any] = _router.Subscription(1)
+    _router.expect_once(async_id, reply)
+    try:
+        _native.request(req)
+    except BaseException:
+        reply.close()
+        raise
+    try:
+        callback = await reply.receive()
+    except BaseException:
+        nursery = sender.link.nursery
+        if nursery is None or sender.link.closed:
+            reply.close()  # the room is going: a late writer handle is just released
+        else:
+            nursery.start_soon(_abort_late, sender, reply, make)
+        raise
+    reply.close()
+    if callback.HasField("error"):
+        raise StreamError(f"{name} failed: {callback.error.description}")
+    return make(callback.writer, sender)  # no checkpoint since the handle became ours
+
+
+async def _abort_late(sender: Sender, reply: _router.Subscription[Any],
+                      make: Callable[[Any, Sender], W]) -> None:
+    """The room's nursery: the open's caller left; close the stream it opened with an error."""
+    try:
+        with trio.move_on_after(ABANDONED_OPEN_WAIT):
+            callback = await reply.receive()
+            if callback.HasField("writer"):
+                make(callback.writer, sender)._abort("the sender cancelled the stream")
+    finally:
+        reply.close()
+
+
 @asynccontextmanager
 async def _writing(sender: Sender, req: ffi_pb2.FfiRequest, name: str,
                    make: Callable[[Any, Sender], W]) -> AsyncIterator[W]:
     if sender.link.closed:
         raise trio.ClosedResourceError("the room is closed")
-    callback = await _settle(req, name)
-    writer = make(callback.writer, sender)  # no checkpoint since the handle became ours
+    writer = await _open(sender, req, name, make)
     try:
         yield writer
         await writer._finish()
@@ -472,6 +572,12 @@ class _Reader(trio.abc.ReceiveChannel[C]):
         self._error: str | None = None  # why it ended badly, once done
         self._closed = False
         self._on_stop: Callable[[Any], None] | None = None
+        self._partial: list[C] = []  # what a cancelled read_all read
+        # dropped unread, its route and buffered chunks go at the next trio-side use of streams
+        # (a finalizer may run on any thread, inside any lock: it only queues)
+        self._finalizer: weakref.finalize[[int, _router.Subscription[Any]], _Reader[C]] = \
+            weakref.finalize(self, _orphan, key, self._sub)
+        self._finalizer.atexit = False
 
     def _start(self) -> None:
         """Route the stream's chunks here and start them flowing; the request that does it
@@ -504,8 +610,14 @@ class _Reader(trio.abc.ReceiveChannel[C]):
                 return chunk
 
     async def read_all(self) -> C:
-        """The rest of the stream, joined, once it ended well (raises like :meth:`receive`)."""
-        parts = [chunk async for chunk in self]
+        """The rest of the stream, joined, once it ended well (raises like :meth:`receive`).
+
+        Cancelled mid-way, it keeps what it read: the next ``read_all`` returns it too, so a
+        retried call gets everything from where the first one started.
+        """
+        async for chunk in self:
+            self._partial.append(chunk)
+        parts, self._partial = self._partial, []
         return self._join(parts)
 
     def _join(self, parts: list[C]) -> C:
@@ -516,6 +628,9 @@ class _Reader(trio.abc.ReceiveChannel[C]):
         if item is _OVERFLOW or self._sub.dropped:
             self._end_with(f"this reader fell behind: more than {self._inflow.limit} bytes "
                            "were waiting to be read, the stream's later chunks were dropped")
+            return None
+        if isinstance(item, _Failed):
+            self._end_with(item.reason)
             return None
         if isinstance(item, tuple):
             content, size = item
@@ -539,6 +654,7 @@ class _Reader(trio.abc.ReceiveChannel[C]):
 
     def _stop(self) -> None:
         """Nothing more comes: leave the route (and the listener, which holds it until then)."""
+        self._finalizer.detach()
         with _lock:
             _inflows.pop(self._key, None)
         self._sub.close()
@@ -551,9 +667,14 @@ class _Reader(trio.abc.ReceiveChannel[C]):
         self._stop()
 
     def _fail(self, error: str) -> None:
-        """The stream can no longer end well (its room ended): later reads raise ``error``."""
-        if not (self._done or self._closed):
-            self._end_with(error)
+        """The room ended: unless the stream's end came already (then it ends as that says),
+        later chunks are dropped and, after those buffered, reads raise ``error``."""
+        if self._done or self._closed:
+            return
+        with _lock:
+            if _inflows.pop(self._key, None) is None:
+                return  # its end is buffered
+        _router.deliver(self._key, _Failed(error))
 
     def close(self) -> None:
         """Stop receiving: what is buffered is dropped, later reads raise
@@ -606,6 +727,19 @@ class ByteStreamReader(_Reader[bytes]):
 R = TypeVar("R", TextStreamReader, ByteStreamReader)
 
 
+def _orphan(key: int, sub: _router.Subscription[Any]) -> None:
+    _orphans.append((key, sub))
+
+
+def _release_orphans() -> None:
+    """trio: release the routes (and buffered chunks) of readers dropped while still open."""
+    while _orphans:
+        key, sub = _orphans.popleft()
+        with _lock:
+            _inflows.pop(key, None)
+        sub.close()
+
+
 @dataclass(frozen=True)
 class IncomingStreamsStatistics:
     """An :class:`IncomingStreams` channel at one moment."""
@@ -626,7 +760,8 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
     It holds at most ``capacity`` readers not taken yet; beyond that the oldest waiting one is
     closed and counted in ``dropped``. It ends (``trio.EndOfChannel``) when the room
     disconnects; streams still running then raise :class:`StreamError`. Leaving the block
-    closes it and the readers whose streams still run (it holds those, and only those).
+    closes it and the readers still open. A reader dropped unread (no longer referenced) is
+    released with its buffered chunks at the next use of any listener.
     """
 
     def __init__(self, topic: str, capacity: int, buffer_bytes: int,
@@ -637,13 +772,14 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
         self.dropped = 0
         self._make: Callable[[Any, int], R] = make
         self._waiting: deque[R] = deque()
-        self._given: set[R] = set()  # every reader made here whose stream still runs
+        self._given: weakref.WeakSet[R] = weakref.WeakSet()  # readers made here, still open
         self._ended = False
         self._closed = False
         self._lot = trio.lowlevel.ParkingLot()
 
     def _opened(self, opened: Any) -> None:
         """The room's task: a stream opened on this topic."""
+        _release_orphans()
         if self._closed or self._ended:
             _handles.release(opened.reader.handle.id)
             return
@@ -669,6 +805,7 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
 
     def receive_nowait(self) -> R:
         """The oldest waiting reader; ``trio.WouldBlock`` if none yet."""
+        _release_orphans()
         if self._closed:
             raise trio.ClosedResourceError("this channel of streams is closed")
         if self._waiting:
@@ -691,6 +828,7 @@ class IncomingStreams(trio.abc.ReceiveChannel[R]):
 
     def close(self) -> None:
         """Stop listening: every reader given out or waiting is closed."""
+        _release_orphans()
         self._closed = True
         for reader in list(self._given):
             reader.close()

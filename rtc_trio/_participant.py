@@ -353,6 +353,10 @@ class LocalParticipant(Participant):
         if publication.track is not None:
             publication.track.sid = publication.sid
 
+    def _disconnected(self) -> None:
+        """The room disconnected: RPC handlers still running are cancelled."""
+        self._rpc.room_ended()
+
     def _close(self) -> None:
         """The room closed: every publication's handle goes."""
         for publication in self.track_publications.values():
@@ -475,15 +479,17 @@ class LocalParticipant(Participant):
         """
         return self._rpc.serve(handlers)
 
-    async def publish_dtmf(self, *, code: int, digit: str) -> None:
-        """Send a SIP DTMF tone: ``code`` 0-15 (RFC 4733: 0-9, ``*`` 10, ``#`` 11, A-D 12-15)
-        and its ``digit`` (one character). Others receive a :class:`SipDtmfReceived`."""
+    async def publish_dtmf(self, *, code: int, digit: str | None = None) -> None:
+        """Send a SIP DTMF tone: ``code`` 0-15 (RFC 4733: 0-9, ``*`` 10, ``#`` 11, A-D 12-15);
+        ``digit``, its character, is derived from the code when not given and must match it
+        when given (ValueError). Others receive a :class:`SipDtmfReceived`."""
         await self._rpc.publish_dtmf(code, digit)
 
     async def publish_transcription(self, *, track_sid: str, segments: Sequence[TranscriptionSegment],
                                     participant_identity: str | None = None) -> None:
         """Publish a transcription of the track ``track_sid`` of ``participant_identity``
-        (default: this participant). Others receive a :class:`TranscriptionReceived`."""
+        (default: this participant; otherwise one in the room, or ValueError). Others
+        receive a :class:`TranscriptionReceived`."""
         identity = self.identity if participant_identity is None else participant_identity
-        await self._rpc.publish_transcription(identity, track_sid, segments)
+        await self._rpc.publish_transcription(identity, track_sid, segments, self.identity)
 

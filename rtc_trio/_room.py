@@ -518,6 +518,7 @@ class Room:
         for departed in self._departed.values():
             departed._go()
         self._departed.clear()
+        self.local_participant._disconnected()
 
     # -- data streams (rtc_trio._data_streams) ----------------------------------------------
     def text_streams(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, NoReturn, Sequence
 
 import trio
@@ -33,23 +33,38 @@ MAX_RPC_PAYLOAD = 15 * 1024
 carried in one data packet, which every client accepts. A larger request is a ValueError
 before anything is sent; a larger response is answered with RESPONSE_PAYLOAD_TOO_LARGE."""
 
+MAX_RPC_METHOD = 14 * 1024
+"""Longest method name, in UTF-8 bytes. The call travels as a data stream whose header (one
+packet of at most 15,000 bytes) carries the method: livekit_ffi refuses a larger header
+(SEND_FAILED; measured: a 14,752-byte method fails with a 15 KiB payload, 14,700 passes). 14 KiB
+leaves room for the destination identity and the header's other fields."""
+
 MAX_RESPONSE_TIMEOUT = 3600.0
 """Longest ``response_timeout`` taken, in seconds."""
 
-NATIVE_MIN_TIMEOUT_MS = 3000
-"""The response timeout handed to the native library is never shorter than this; a shorter
-one is enforced by rtc_trio's own cancel scope. livekit_ffi subtracts a 2 s round-trip
-allowance from it: before rust-sdks commit 83bd7c7a (October 2025) that subtraction panicked
-("overflow when subtracting durations") for any timeout under 2 s, which is how the official
-SDK crashes on short timeouts. The pinned library clamps instead (measured: 0 to 3000 ms
-all answer RESPONSE_TIMEOUT); 3 s keeps even an older library (LIVEKIT_LIB_PATH) safe."""
+ROUND_TRIP_ALLOWANCE_MS = 7000
+"""What livekit_ffi takes off a call's response timeout before it tells the callee: it waits
+this long for the callee's acknowledgement, then the full timeout for the answer, and sends
+the callee ``max(timeout - allowance, 1 s)`` as its deadline (rust-sdks ``perform_rpc``,
+``max_round_trip_latency``, 7 s by default). rtc_trio hands the native side the caller's
+timeout plus this allowance, and says so explicitly (``max_round_trip_latency_ms``): the
+callee's handler then gets the caller's own deadline, while the caller's wait is cut at its
+timeout by rtc_trio's cancel scope. The native timeout is never under 7 s, so the short-timeout
+panic of older libraries (a subtraction that overflowed under 2 s, fixed in rust-sdks 83bd7c7a)
+cannot happen."""
+
+MAX_ERROR_MESSAGE = 256
+"""Longest RPC error message sent, in UTF-8 bytes (the protocol's limit): a longer one a
+handler raises is cut to it, and ``data`` to :data:`MAX_RPC_PAYLOAD`. Characters UTF-8
+cannot carry (lone surrogates) are sent as ``?``. An oversized error is otherwise never
+delivered: its caller would wait out its whole timeout."""
 
 PENDING_INVOCATIONS = 1024
 """Invocations waiting to be handed to their block; beyond, the oldest is dropped (its caller
 times out). The hand-over is a few microseconds: this fills only if trio is blocked."""
 
-DTMF_CODES = range(16)
-"""SIP DTMF event codes (RFC 4733): 0-9, ``*`` 10, ``#`` 11, A-D 12-15."""
+DTMF_DIGITS = "0123456789*#ABCD"
+"""The digit of each SIP DTMF event code (RFC 4733): 0-9, ``*`` 10, ``#`` 11, A-D 12-15."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +77,9 @@ class RpcInvocation:
     """The call's id, the same on both sides (for logs)."""
     payload: str
     response_timeout: float
-    """Seconds the caller waits for the answer: the handler is cancelled after that."""
+    """Seconds the caller waits for the answer, as its request says: the handler is cancelled
+    after that. An rtc_trio caller sends the timeout it asked for (at least 1 s, the native
+    floor); other SDKs send theirs less their round-trip allowance."""
 
 
 RpcHandler = Callable[[RpcInvocation], Awaitable["str | None"]]
@@ -92,10 +109,15 @@ class TranscriptionSegment:
                    segment.final, segment.language)
 
 
+_APPLICATION_ERROR = RpcError(RpcError.APPLICATION_ERROR, "Application error in method handler")
+
+
 @dataclass(eq=False)
 class _Served:
     handler: RpcHandler
     nursery: trio.Nursery
+    running: set[trio.CancelScope] = field(default_factory=set)
+    """The cancel scopes of its invocations still running."""
 
 
 def _payload(name: str, value: object) -> str:
@@ -111,6 +133,9 @@ def _method(value: object) -> str:
     method = _validate.string("method", value)
     if not method:
         raise ValueError("method must not be empty")
+    size = len(method.encode())
+    if size > MAX_RPC_METHOD:
+        raise ValueError(f"method is {size} bytes; a method name is at most {MAX_RPC_METHOD} bytes")
     return method
 
 
@@ -138,6 +163,7 @@ class RpcEndpoint:
         self._nursery = nursery  # the room's nursery while its block runs
         self._served: dict[str, _Served] = {}
         self._dispatching = False
+        self._ended = False  # the room disconnected: no call comes or can be answered any more
 
     def _check_open(self) -> None:
         if self._closed():
@@ -161,7 +187,8 @@ class RpcEndpoint:
         call.destination_identity = destination
         call.method = method
         call.payload = payload
-        call.response_timeout_ms = max(NATIVE_MIN_TIMEOUT_MS, math.ceil(seconds * 1000))
+        call.response_timeout_ms = math.ceil(seconds * 1000) + ROUND_TRIP_ALLOWANCE_MS
+        call.max_round_trip_latency_ms = ROUND_TRIP_ALLOWANCE_MS
         call.request_async_id = async_id = _native.next_async_id()
         reply: _router.Subscription[Any] = _router.Subscription(1)
         _router.expect_once(async_id, reply)
@@ -251,28 +278,59 @@ class RpcEndpoint:
                     self._answer(event.invocation_id, error=RpcError(
                         RpcError.UNSUPPORTED_METHOD, "Method not supported at destination"))
                 else:
-                    served.nursery.start_soon(self._invoke, served.handler, event.invocation_id, invocation)
+                    served.nursery.start_soon(self._invoke, served, event.invocation_id, invocation)
         except (trio.EndOfChannel, trio.ClosedResourceError, RtcError):
             pass
         finally:
             sub.close()
             self._dispatching = False
 
-    async def _invoke(self, handler: RpcHandler, invocation_id: int, invocation: RpcInvocation) -> None:
-        """Run one handler under the caller's deadline; answer the caller whatever happens."""
+    async def _invoke(self, served: _Served, invocation_id: int, invocation: RpcInvocation) -> None:
+        """Run one handler under the caller's deadline; answer the caller whatever happens
+        (unless the room disconnected: then it is cancelled and nobody is left to answer)."""
         answer: tuple[str, RpcError | None] = ("", RpcError(
             RpcError.APPLICATION_ERROR, "the handler was cancelled: its serve_rpc block ended"))
-        try:
-            with trio.move_on_after(invocation.response_timeout) as deadline:
-                answer = await _run(handler, invocation)
-            if deadline.cancelled_caught:
-                answer = ("", RpcError(RpcError.RESPONSE_TIMEOUT, "Response timeout"))
-        finally:
-            self._answer(invocation_id, *answer)
+        with trio.CancelScope() as running:
+            served.running.add(running)
+            if self._ended:
+                running.cancel()
+            try:
+                with trio.move_on_after(invocation.response_timeout) as deadline:
+                    answer = await _run(served.handler, invocation)
+                if deadline.cancelled_caught:
+                    answer = ("", RpcError(RpcError.RESPONSE_TIMEOUT, "Response timeout"))
+            finally:
+                served.running.discard(running)
+                if not self._ended:
+                    self._answer(invocation_id, *answer)
+
+    def room_ended(self) -> None:
+        """The room disconnected: cancel every handler still running (serve blocks stay open
+        until their ``async with`` ends, serving nothing)."""
+        self._ended = True
+        for served in self._served.values():
+            for running in list(served.running):
+                running.cancel()
 
     def _answer(self, invocation_id: int, payload: str = "", error: RpcError | None = None) -> None:
+        """Answer an invocation; never raises: an answer that cannot be built or sent is
+        logged, and one that cannot be built goes as APPLICATION_ERROR."""
         if self._closed():
             return
+        try:
+            req = self._response(invocation_id, payload, error)
+        except Exception:
+            logger.exception("rtc_trio could not build an RPC answer: its caller gets APPLICATION_ERROR")
+            req = self._response(invocation_id, "", _APPLICATION_ERROR)
+        try:
+            refused = _native.request(req).rpc_method_invocation_response.error
+        except Exception as failure:
+            logger.debug("rtc_trio could not answer an RPC invocation: %s", failure)
+            return
+        if refused:
+            logger.debug("rtc_trio could not answer an RPC invocation: %s", refused)
+
+    def _response(self, invocation_id: int, payload: str, error: RpcError | None) -> ffi_pb2.FfiRequest:
         req = ffi_pb2.FfiRequest()
         response = req.rpc_method_invocation_response
         response.local_participant_handle = self._handle_id
@@ -281,23 +339,20 @@ class RpcEndpoint:
             response.payload = payload
         else:
             response.error.code = error.code
-            response.error.message = error.message
+            response.error.message = _clip(error.message, MAX_ERROR_MESSAGE)
             if error.data:
-                response.error.data = error.data
-        try:
-            refused = _native.request(req).rpc_method_invocation_response.error
-        except RtcError as failure:
-            logger.debug("rtc_trio could not answer an RPC invocation: %s", failure)
-            return
-        if refused:
-            logger.debug("rtc_trio could not answer an RPC invocation: %s", refused)
+                response.error.data = _clip(error.data, MAX_RPC_PAYLOAD)
+        return req
 
     # -- DTMF and transcriptions -------------------------------------------------------
-    async def publish_dtmf(self, code: int, digit: str) -> None:
-        code = _validate.integer("code", code, DTMF_CODES.start, DTMF_CODES.stop - 1)
-        digit = _validate.string("digit", digit)
-        if len(digit) != 1:
-            raise ValueError(f"digit must be one character, got {digit!r}")
+    async def publish_dtmf(self, code: int, digit: str | None) -> None:
+        code = _validate.integer("code", code, 0, len(DTMF_DIGITS) - 1)
+        expected = DTMF_DIGITS[code]
+        if digit is not None:
+            digit = _validate.string("digit", digit)
+            if digit.upper() != expected:
+                raise ValueError(f"the digit of code {code} is {expected!r}, not {digit!r}")
+        digit = expected
         self._check_open()
         req = ffi_pb2.FfiRequest()
         req.publish_sip_dtmf.local_participant_handle = self._handle_id
@@ -306,13 +361,15 @@ class RpcEndpoint:
         await _settle(req, "publish_sip_dtmf")
 
     async def publish_transcription(self, participant_identity: str, track_sid: str,
-                                    segments: Sequence[TranscriptionSegment]) -> None:
+                                    segments: Sequence[TranscriptionSegment], local_identity: str) -> None:
         participant_identity = _validate.string("participant_identity", participant_identity)
         track_sid = _validate.string("track_sid", track_sid)
         if isinstance(segments, (str, bytes)) or not isinstance(segments, Sequence) or not all(
                 isinstance(s, TranscriptionSegment) for s in segments):
             raise TypeError("segments must be a sequence of TranscriptionSegment")
         self._check_open()
+        if participant_identity != local_identity and participant_identity not in self._remote:
+            raise ValueError(f"no participant with identity {participant_identity!r} in the room")
         req = ffi_pb2.FfiRequest()
         publish = req.publish_transcription
         publish.local_participant_handle = self._handle_id
@@ -334,16 +391,28 @@ async def _run(handler: RpcHandler, invocation: RpcInvocation) -> tuple[str, Rpc
     except Exception:
         logger.exception("the RPC handler of %r raised: its caller gets APPLICATION_ERROR",
                          invocation.method)
-        return "", RpcError(RpcError.APPLICATION_ERROR, "Application error in method handler")
+        return "", _APPLICATION_ERROR
     if result is None:
         return "", None
     if not isinstance(result, str):
         logger.error("the RPC handler of %r returned %s, not str: its caller gets "
                      "APPLICATION_ERROR", invocation.method, type(result).__name__)
-        return "", RpcError(RpcError.APPLICATION_ERROR, "Application error in method handler")
-    if len(result.encode()) > MAX_RPC_PAYLOAD:
+        return "", _APPLICATION_ERROR
+    try:
+        size = len(result.encode())
+    except UnicodeEncodeError:
+        logger.error("the RPC handler of %r returned a str UTF-8 cannot carry (a lone "
+                     "surrogate): its caller gets APPLICATION_ERROR", invocation.method)
+        return "", _APPLICATION_ERROR
+    if size > MAX_RPC_PAYLOAD:
         return "", RpcError(RpcError.RESPONSE_PAYLOAD_TOO_LARGE, "Response payload too large")
     return result, None
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes on a character boundary, any character
+    UTF-8 cannot carry replaced by ``?``."""
+    return text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
 
 
 async def _settle(req: ffi_pb2.FfiRequest, name: str) -> None:

@@ -7,12 +7,13 @@ import os
 import urllib.request
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 import rtc_trio as rtc
-from rtc_trio import _data_streams, _handles
+from rtc_trio import _data_streams, _handles, _native, _router
 from tests.server import TestServer, require_server
 from tests.test_room_support import BOUND, room_name, run, two_rooms, wait_until
 
@@ -134,6 +135,91 @@ def test_a_writer_ended_by_cancellation_or_error_is_an_error_for_the_receiver() 
     run(main)
 
 
+def test_a_writer_cancelled_while_opening_is_an_error_for_the_receiver(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelled once its open request went out, the stream opens anyway: the room closes it
+    with an error when the reply comes, so the receiver sees a StreamError, not a success."""
+    server = require_server()
+    forward = _native.request
+    scopes: list[trio.CancelScope] = []
+
+    def cancelling(req: Any) -> Any:
+        reply = forward(req)
+        if req.WhichOneof("message") in ("text_stream_open", "byte_stream_open") and scopes:
+            scopes.pop().cancel()  # the request went out; its caller is cancelled before the reply
+        return reply
+
+    monkeypatch.setattr(_native, "request", cancelling)
+
+    async def main() -> None:
+        async with two_rooms(server) as (a, b):
+            async with b.text_streams("t") as texts, b.byte_streams("t") as blobs:
+                for open_writer, incoming in ((a.local_participant.stream_text, texts),
+                                              (a.local_participant.stream_bytes, blobs)):
+                    with trio.CancelScope() as scope:
+                        scopes.append(scope)
+                        async with open_writer(topic="t"):
+                            raise AssertionError("the open was cancelled")
+                    assert scope.cancelled_caught
+                    with trio.fail_after(BOUND):
+                        reader = await incoming.receive()
+                    with trio.fail_after(BOUND), pytest.raises(rtc.StreamError, match="cancelled"):
+                        await reader.read_all()
+
+    run(main)
+
+
+def test_a_cancelled_read_all_keeps_what_it_read() -> None:
+    server = require_server()
+
+    async def main() -> None:
+        async with two_rooms(server) as (a, b):
+            async with b.text_streams("t") as incoming:
+                async with a.local_participant.stream_text(topic="t") as writer:
+                    await writer.write("first ")
+                    reader = await next_reader(incoming)
+                    with trio.CancelScope() as scope:
+                        async with trio.open_nursery() as nursery:
+                            async def cancel_once_read() -> None:
+                                await wait_until(lambda: bool(reader._partial))
+                                scope.cancel()
+
+                            nursery.start_soon(cancel_once_read)
+                            await reader.read_all()
+                    assert scope.cancelled_caught
+                    await writer.write("second")
+                with trio.fail_after(BOUND):
+                    assert await reader.read_all() == "first second"
+
+    run(main)
+
+
+def test_a_byte_stream_holds_to_the_size_it_announced() -> None:
+    """Writing past ``total_size`` is a ValueError (nothing sent); ending short of it is an
+    error for both sides, never a short success."""
+    server = require_server()
+
+    async def main() -> None:
+        async with two_rooms(server) as (a, b):
+            async with b.byte_streams("t") as incoming:
+                async with a.local_participant.stream_bytes(topic="t", total_size=4) as writer:
+                    await writer.write(b"abc")
+                    with pytest.raises(ValueError, match="announced 4 bytes"):
+                        await writer.write(b"de")
+                    await writer.write(b"d")
+                reader = await next_byte_reader(incoming)
+                with trio.fail_after(BOUND):
+                    assert await reader.read_all() == b"abcd"
+                with pytest.raises(rtc.StreamError, match="wrote 3 of the 4 bytes"):
+                    async with a.local_participant.stream_bytes(topic="t", total_size=4) as writer:
+                        await writer.write(b"abc")
+                reader = await next_byte_reader(incoming)
+                with trio.fail_after(BOUND), pytest.raises(rtc.StreamError):  # the native side
+                    await reader.read_all()                                   # says it too
+
+    run(main)
+
+
 def test_a_cancelled_write_went_out_or_broke_the_stream() -> None:
     """A write cancelled before its request went out leaves the writer usable; one cancelled
     while waiting for the native side breaks it: the stream ends with an error, not short."""
@@ -196,6 +282,33 @@ def test_an_unread_reader_is_bounded_and_blocks_no_other() -> None:
                 assert kept == big[:len(kept)]  # what it kept is the stream's start, in order
                 assert len(kept) <= limit
             assert not _data_streams._inflows  # nothing routed any more
+
+    run(main)
+
+
+def test_readers_dropped_unread_are_released() -> None:
+    """Readers taken and dropped without being read or closed are not held for the block's
+    lifetime: their routes and buffered chunks go at the listener's next use."""
+    server = require_server()
+    streams = 30
+
+    async def main() -> None:
+        async with two_rooms(server) as (a, b):
+            async with b.text_streams("t", capacity=64) as incoming:
+                for i in range(streams):
+                    await a.local_participant.send_text(f"{i}" + "x" * 20_000, topic="t")
+                keys = []
+                for _ in range(streams):
+                    reader = await next_reader(incoming)  # taken, then ignored
+                    keys.append(reader._key)
+                del reader
+                with pytest.raises(trio.WouldBlock):
+                    incoming.receive_nowait()
+                assert len(incoming._given) == 0
+                assert not [key for key in keys if key in _router._routes]
+                await a.local_participant.send_text("read", topic="t")  # the listener lives on
+                with trio.fail_after(BOUND):
+                    assert await (await next_reader(incoming)).read_all() == "read"
 
     run(main)
 
@@ -274,28 +387,53 @@ def remove_participant(server: TestServer, room: str, identity: str) -> None:
         pass
 
 
-def test_the_receiving_room_disconnected_fails_running_readers_and_ends_listening() -> None:
+def test_the_receiving_room_disconnected_fails_running_readers_and_ends_listening(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A running reader fails when the room disconnects, even when the native side never ends
+    its stream (its end is held back here); a stream whose end was buffered stays a success."""
     server = require_server()
+    held_back: set[int] = set()
+    forward = _native._event_handlers["text_stream_reader_event"]
+
+    def holding_back(event: Any) -> None:  # native threads
+        if event.reader_handle not in held_back or event.WhichOneof("detail") == "chunk_received":
+            forward(event)
+
+    monkeypatch.setitem(_native._event_handlers, "text_stream_reader_event", holding_back)
 
     async def main() -> None:
         name = room_name()
-        async with rtc.connect(server.url, server.token("alice", name)) as a:
+        async with rtc.connect(server.url, server.token("alice", name)) as a, AsyncExitStack() as stack:
             async with rtc.connect(server.url, server.token("bob", name)) as b:
                 await wait_until(lambda: "bob" in a.remote_participants)
-                async with b.text_streams("t") as incoming, \
-                        a.local_participant.stream_text(topic="t") as writer:
+                async with b.text_streams("t") as incoming:
+                    await a.local_participant.send_text("complete", topic="t")
+                    complete = await next_reader(incoming)
+                    await wait_until(lambda: complete._key not in _data_streams._inflows)  # its end came
+                    writer = await stack.enter_async_context(a.local_participant.stream_text(topic="t"))
                     await writer.write("hi")
                     reader = await next_reader(incoming)
+                    held_back.add(reader._key)
                     with trio.fail_after(BOUND):
                         assert await reader.receive() == "hi"
                     await trio.to_thread.run_sync(remove_participant, server, name, "bob")
                     with trio.fail_after(BOUND):
-                        with pytest.raises(rtc.StreamError):
+                        with pytest.raises(rtc.StreamError, match="the room disconnected"):
                             await reader.receive()
                         with pytest.raises(trio.EndOfChannel):
                             await incoming.receive()
+                        assert await complete.read_all() == "complete"
 
     run(main)
+
+
+async def unblock_fifo(path: Path) -> None:
+    """After BOUND, let an open of the FIFO ``path`` for reading return (a writer appears)."""
+    await trio.sleep(BOUND)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
 
 
 def test_bad_input_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
@@ -321,10 +459,28 @@ def test_bad_input_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
                     lp.stream_text(topic="t", destination_identities=["nobody"])
                 with pytest.raises(ValueError):
                     lp.stream_bytes(topic="t", total_size=-1)
+                room = _data_streams.MAX_HEADER_BYTES - _data_streams._HEADER_FIXED
+                for kwargs in ({"topic": "t" * room}, {"attributes": {"k": "v" * room}}):
+                    with pytest.raises(ValueError, match="header"):
+                        await lp.send_text("x", **kwargs)  # type: ignore[arg-type]
+                with pytest.raises(ValueError, match="header"):
+                    lp.stream_bytes(topic="t", name="n" * room)
+                with pytest.raises(ValueError, match="header"):
+                    lp.stream_text(topic="t", attributes={f"k{i}": "v" * 200 for i in range(100)})
+                with trio.fail_after(BOUND):  # the largest header refused natively is not refused here
+                    await lp.send_text("x", topic="u" * (room - 3))  # 3: the topic's tag and length
+                with pytest.raises(ValueError, match="header"):
+                    await lp.send_text("x", topic="u" * (room - 2))
                 with pytest.raises(FileNotFoundError):
                     await lp.send_file(tmp_path / "missing", topic="t")
                 with pytest.raises(IsADirectoryError):
                     await lp.send_file(tmp_path, topic="t")
+                os.mkfifo(tmp_path / "fifo")
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(unblock_fifo, tmp_path / "fifo")  # should it block
+                    with pytest.raises(ValueError, match="not a regular file"):
+                        await lp.send_file(tmp_path / "fifo", topic="t")
+                    nursery.cancel_scope.cancel()
                 with pytest.raises(TypeError):
                     await lp.send_file(b"/etc/hostname", topic="t")  # type: ignore[arg-type]
                 with trio.CancelScope() as cancelled:  # cancelled before it went out

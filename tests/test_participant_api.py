@@ -24,6 +24,10 @@ def test_dtmf_is_received_with_its_fields() -> None:
             got = await wait_for_event(events, rtc.SipDtmfReceived)
             assert (got.code, got.digit, got.sender_identity) == (11, "#", "alice")
             assert got.participant is b.remote_participants["alice"]
+            with trio.fail_after(BOUND):
+                await a.local_participant.publish_dtmf(code=12)  # the digit comes from the code
+            got = await wait_for_event(events, rtc.SipDtmfReceived)
+            assert (got.code, got.digit) == (12, "A")
 
     run(main)
 
@@ -107,13 +111,17 @@ def test_bad_input_and_closed_rooms() -> None:
                                   ({"code": True, "digit": "1"}, TypeError),
                                   ({"code": 1, "digit": "12"}, ValueError),
                                   ({"code": 1, "digit": ""}, ValueError),
+                                  ({"code": 1, "digit": "2"}, ValueError),  # code 1 is "1"
+                                  ({"code": 11, "digit": "*"}, ValueError),
                                   ({"code": 1, "digit": 1}, TypeError)):
                 with pytest.raises(error):
                     await lp.publish_dtmf(**kwargs)  # type: ignore[arg-type]
             for kwargs, error in (({"track_sid": 1, "segments": []}, TypeError),
                                   ({"track_sid": "", "segments": "text"}, TypeError),
                                   ({"track_sid": "", "segments": [("id", "text")]}, TypeError),
-                                  ({"track_sid": "", "segments": [], "participant_identity": 3}, TypeError)):
+                                  ({"track_sid": "", "segments": [], "participant_identity": 3}, TypeError),
+                                  ({"track_sid": "", "segments": [], "participant_identity": "nobody"},
+                                   ValueError)):
                 with pytest.raises(error):
                     await lp.publish_transcription(**kwargs)  # type: ignore[arg-type]
             for args, error in ((("id", "t", -1), ValueError), ((1, "t"), TypeError),

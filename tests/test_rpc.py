@@ -94,6 +94,47 @@ def test_handler_errors_reach_the_caller_and_the_room_lives_on() -> None:
     run(main)
 
 
+def test_answers_the_wire_cannot_carry_as_given_still_go_out() -> None:
+    """A lone surrogate in an answer, or an error message/data over the protocol's limits,
+    neither kills the serve_rpc block nor leaves the caller waiting: the answer goes out."""
+    server = require_server()
+
+    async def surrogate(invocation: rtc.RpcInvocation) -> str:
+        return "\ud800"
+
+    async def surrogate_error(invocation: rtc.RpcInvocation) -> str:
+        raise rtc.RpcError(4000, "bad \udfff", data="\ud800")
+
+    async def huge_error(invocation: rtc.RpcInvocation) -> str:
+        raise rtc.RpcError(4001, "é" * 100_000, data="d" * 100_000)
+
+    handlers = {"surrogate": surrogate, "surrogate_error": surrogate_error,
+                "huge_error": huge_error, "echo": echo}
+
+    async def main() -> None:
+        async with two_rooms(server) as (a, b):
+            async def call(method: str) -> rtc.RpcError:
+                with pytest.raises(rtc.RpcError) as failed:
+                    await b.local_participant.perform_rpc(
+                        destination_identity="alice", method=method, payload="", response_timeout=5.0)
+                return failed.value
+
+            with warnings_logged() as logged:
+                async with a.local_participant.serve_rpc(handlers):
+                    with trio.fail_after(BOUND):
+                        assert (await call("surrogate")).code == rtc.RpcError.APPLICATION_ERROR
+                        error = await call("surrogate_error")
+                        assert (error.code, error.message, error.data) == (4000, "bad ?", "?")
+                        error = await call("huge_error")
+                        assert (error.code, error.message, error.data) == (
+                            4001, "é" * (_rpc.MAX_ERROR_MESSAGE // 2), "d" * rtc.MAX_RPC_PAYLOAD)
+                        assert await b.local_participant.perform_rpc(
+                            destination_identity="alice", method="echo", payload="ab") == "bob:ba"
+            assert any("surrogate" in m for m in logged.messages())
+
+    run(main)
+
+
 def test_unknown_method_and_a_method_whose_block_ended() -> None:
     server = require_server()
 
@@ -214,6 +255,48 @@ def test_callee_leaves_mid_call() -> None:
     run(main)
 
 
+def test_handlers_are_cancelled_when_the_room_disconnects() -> None:
+    """The server removes the callee: its running handler is cancelled then, not when its
+    serve_rpc block ends."""
+    from tests.test_data_streams import remove_participant
+    from tests.test_room_support import room_name
+    server = require_server()
+
+    async def main() -> None:
+        name = room_name()
+        started, cancelled = trio.Event(), trio.Event()
+
+        async def stuck(invocation: rtc.RpcInvocation) -> str:
+            started.set()
+            try:
+                await trio.sleep_forever()
+            finally:
+                cancelled.set()
+            return ""
+
+        async def call(b: rtc.Room) -> None:
+            try:
+                await b.local_participant.perform_rpc(
+                    destination_identity="alice", method="stuck", payload="", response_timeout=60.0)
+            except rtc.RpcError:
+                pass
+
+        async with rtc.connect(server.url, server.token("alice", name)) as a:
+            async with rtc.connect(server.url, server.token("bob", name)) as b:
+                await wait_until(lambda: "bob" in a.remote_participants)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(call, b)
+                    async with a.local_participant.serve_rpc({"stuck": stuck}):
+                        with trio.fail_after(BOUND):
+                            await started.wait()
+                        await trio.to_thread.run_sync(remove_participant, server, name, "alice")
+                        with trio.fail_after(BOUND):
+                            await cancelled.wait()  # the block still runs
+                    nursery.cancel_scope.cancel()
+
+    run(main)
+
+
 def test_a_handler_still_running_when_its_block_ends_is_cancelled_and_answered() -> None:
     server = require_server()
 
@@ -319,23 +402,35 @@ async def _loop() -> dict[str, Any]:
     return counts
 
 
-def test_the_native_library_never_gets_a_short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Below NATIVE_MIN_TIMEOUT_MS an older livekit_ffi panics: what goes down is clamped."""
+def test_the_handler_gets_the_callers_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The native side takes its round-trip allowance off what it is handed before telling the
+    callee: rtc_trio adds it back, so a handler taking 2 s of a caller's 4 s answers in time,
+    and what goes down is never short enough to trouble an older library."""
     server = require_server()
-    sent: list[int] = []
+    sent: list[tuple[int, int]] = []
     forward = _native.request
 
     def recording(req: Any) -> Any:
         if req.WhichOneof("message") == "perform_rpc":
-            sent.append(req.perform_rpc.response_timeout_ms)
+            sent.append((req.perform_rpc.response_timeout_ms, req.perform_rpc.max_round_trip_latency_ms))
         return forward(req)
 
     monkeypatch.setattr(_native, "request", recording)
+    seen: list[float] = []
+
+    async def slow(invocation: rtc.RpcInvocation) -> str:
+        seen.append(invocation.response_timeout)
+        await trio.sleep(2.0)
+        return "done"
 
     async def main() -> None:
         async with two_rooms(server) as (a, b):
-            async with a.local_participant.serve_rpc({"echo": echo}):
-                for timeout in (0.001, 0.5, 2.0, 7.5):
+            async with a.local_participant.serve_rpc({"slow": slow, "echo": echo}):
+                with trio.fail_after(BOUND):
+                    assert await b.local_participant.perform_rpc(
+                        destination_identity="alice", method="slow", payload="",
+                        response_timeout=4.0) == "done"
+                for timeout in (0.001, 0.5):
                     with trio.fail_after(BOUND):
                         try:
                             await b.local_participant.perform_rpc(
@@ -345,7 +440,9 @@ def test_the_native_library_never_gets_a_short_timeout(monkeypatch: pytest.Monke
                             pass
 
     run(main)
-    assert sent == [_rpc.NATIVE_MIN_TIMEOUT_MS] * 3 + [7500]
+    assert 3.5 <= seen[0] <= 4.0
+    allowance = _rpc.ROUND_TRIP_ALLOWANCE_MS
+    assert sent == [(4000 + allowance, allowance), (1 + allowance, allowance), (500 + allowance, allowance)]
 
 
 def test_bad_input_is_refused_before_anything_is_sent() -> None:
@@ -358,6 +455,7 @@ def test_bad_input_is_refused_before_anything_is_sent() -> None:
             for change, error in (
                 ({"method": ""}, ValueError),
                 ({"method": 3}, TypeError),
+                ({"method": "m" * (_rpc.MAX_RPC_METHOD + 1)}, ValueError),
                 ({"payload": b"bytes"}, TypeError),
                 ({"payload": None}, TypeError),
                 ({"payload": "é" * (rtc.MAX_RPC_PAYLOAD // 2 + 1)}, ValueError),  # 2 bytes each
@@ -373,6 +471,7 @@ def test_bad_input_is_refused_before_anything_is_sent() -> None:
                     await call(**{**ok, **change})  # type: ignore[arg-type]
             serve = a.local_participant.serve_rpc
             for handlers, error in (({}, ValueError), ({"": echo}, ValueError), ({"m": 1}, TypeError),
+                                    ({"m" * (_rpc.MAX_RPC_METHOD + 1): echo}, ValueError),
                                     ([("m", echo)], TypeError), ({3: echo}, TypeError)):
                 with pytest.raises(error):
                     async with serve(handlers):  # type: ignore[arg-type]
@@ -390,6 +489,10 @@ def test_bad_input_is_refused_before_anything_is_sent() -> None:
                 with trio.fail_after(BOUND):  # a payload at the limit goes through
                     exact = "é" * (rtc.MAX_RPC_PAYLOAD // 2)
                     assert await call(**{**ok, "method": "size", "payload": exact}) == str(rtc.MAX_RPC_PAYLOAD)
+            longest = "é" * (_rpc.MAX_RPC_METHOD // 2)  # both limits at once go through too
+            async with serve({longest: size}):
+                with trio.fail_after(BOUND):
+                    assert await call(**{**ok, "method": longest, "payload": exact}) == str(rtc.MAX_RPC_PAYLOAD)
             with pytest.raises(TypeError):
                 rtc.RpcError("1500", "x")  # type: ignore[arg-type]
         # closed room
