@@ -355,8 +355,9 @@ def _fmt(v: Any) -> str:
 
 
 def ratio(a: Any, b: Any) -> float | None:
-    """rtc_trio / livekit, when both are numbers and the denominator is not zero."""
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+    """rtc_trio / livekit, when both are numbers and the denominator is not zero (nor a
+    rounding residue of a difference of CPU clocks, which can be -4e-15)."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(b) > 1e-6:
         return a / b
     return None
 
