@@ -157,7 +157,13 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         ``trio.WouldBlock`` if none is buffered yet, ``trio.EndOfChannel`` once the stream
         ended and every frame was read, ``trio.ClosedResourceError`` once it is closed.
         """
-        frame = self._pop()
+        try:
+            frame = self._pop()
+        except trio.EndOfChannel:
+            succession = self._succession
+            if succession is None or succession.over():
+                raise
+            raise trio.WouldBlock from None  # between sources: receive() waits for the next
         if frame is None:
             raise trio.WouldBlock
         return frame
