@@ -449,7 +449,9 @@ class AudioSource(_Fair):
         """Queue ``frame``; waits while the native queue is full (``queue_size_ms``).
 
         Sent at once, without suspending the task, when the capture before it completed
-        (see :data:`YIELD_EVERY`); otherwise it waits in trio for that one.
+        (see :data:`YIELD_EVERY`); otherwise it waits in trio for that one. As in trio, a
+        cancelled call may already have sent the frame (or, for a frame longer than the
+        queue, its first pieces): what was sent stays queued.
         """
         _task()
         await self._turn()
