@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from xml.etree import ElementTree
 
 SERVER_MODULE = "github.com/livekit/livekit-server/cmd/server@v1.13.5"
 HTTP_PORT = 7880
@@ -262,9 +263,14 @@ def _wait_until_ready(server: subprocess.Popen[bytes], ns: str, url: str) -> Non
         raise SetupError(f"livekit-server did not answer {url} within {READY_TIMEOUT_S:.0f} s")
 
 
-def run_pytest(prefix: Sequence[str], args: Sequence[str], env: dict[str, str]) -> int:
-    """Run ``<prefix> python -m pytest <args>``; return its exit code (5, nothing ran, becomes 1)."""
-    proc = subprocess.Popen([*prefix, sys.executable, "-m", "pytest", *args], env=env,
+def run_pytest(prefix: Sequence[str], args: Sequence[str], env: dict[str, str],
+               report: Path | None = None) -> int:
+    """Run ``<prefix> python -m pytest <args>``; return its exit code (5, nothing ran, becomes 1).
+
+    With ``report``, pytest also writes its JUnit XML there (read back by ``_print_failures``).
+    """
+    extra = [f"--junitxml={report}"] if report is not None else []
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", "pytest", *args, *extra], env=env,
                             preexec_fn=_die_with_parent)
     try:
         code = proc.wait()
@@ -277,11 +283,46 @@ def run_pytest(prefix: Sequence[str], args: Sequence[str], env: dict[str, str]) 
     return 1 if code == 5 else code
 
 
-def _print_log_tail(log: Path, lines: int = 200) -> None:
-    """Print the end of the server log to stderr."""
+def _print_log_tail(log: Path, lines: int = 30, width: int = 400) -> None:
+    """Print the end of the server log to stderr, long lines cut to ``width``."""
     if log.exists():
-        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        tail = [line[:width] for line in log.read_text(errors="replace").splitlines()[-lines:]]
         print(f"run.py: last {len(tail)} lines of {log.name}:", *tail, sep="\n", file=sys.stderr)
+
+
+def _print_failures(report: Path, limit: int = 6000) -> None:
+    """Print, last of all, each failed test and the end of its traceback (``limit`` characters
+    in all): a CI that keeps only the end of the output still names what failed."""
+    try:
+        cases = ElementTree.parse(report).getroot().iter("testcase")
+    except (OSError, ElementTree.ParseError):
+        return
+    failed = [(case, bad) for case in cases for bad in case
+              if bad.tag in ("failure", "error")]
+    per_case = limit // max(1, len(failed))
+    for case, bad in failed:
+        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        text = (bad.text or bad.get("message") or "")[-per_case:]
+        print(f"run.py: {bad.tag.upper()} {name}\n{text}", file=sys.stderr)
+    if failed:
+        names = ", ".join(case.get("name", "") for case, _ in failed)
+        print(f"run.py: {len(failed)} failed: {names}", file=sys.stderr)
+
+
+def _keep(files: Sequence[Path]) -> None:
+    """Copy a failed run's files to ``$RTC_TRIO_KEEP_FAILED`` (default
+    /var/tmp/rtc_trio-failed-runs/<time>) so a clean checkout's failure can be read later."""
+    root = Path(os.environ.get("RTC_TRIO_KEEP_FAILED", "/var/tmp/rtc_trio-failed-runs"))
+    where = root / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        for file in files:
+            if file.exists():
+                shutil.copy(file, where / file.name)
+    except OSError as exc:
+        print(f"run.py: could not keep the failed run's files: {exc}", file=sys.stderr)
+        return
+    print(f"run.py: the failed run's files are in {where}", file=sys.stderr)
 
 
 def _redis_env() -> dict[str, str]:
@@ -298,18 +339,20 @@ def _run_with_server(args: Sequence[str]) -> int:
     """Run pytest in a fresh namespace next to a fresh livekit-server."""
     binary, redis = ensure_server_binary(), _redis_env()
     with tempfile.TemporaryDirectory(prefix="rtc_trio-") as tmp, network_namespace() as ns:
-        log, code = Path(tmp) / "livekit-server.log", 1
+        log, report, code = Path(tmp) / "livekit-server.log", Path(tmp) / "pytest.xml", 1
         try:
             with livekit_server(ns.name, ns.server_addr, binary, log) as server:
                 env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
                 env.update(RTC_TRIO_TEST_URL=server.url, RTC_TRIO_TEST_API_KEY=server.api_key,
                            RTC_TRIO_TEST_API_SECRET=server.api_secret,
                            RTC_TRIO_REQUIRE_SERVER="1", **redis)
-                code = run_pytest([ip_binary(), "netns", "exec", ns.name], args, env)
+                code = run_pytest([ip_binary(), "netns", "exec", ns.name], args, env, report)
                 return code
         finally:
             if code != 0:
+                _keep([log, report])
                 _print_log_tail(log)
+                _print_failures(report)
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
