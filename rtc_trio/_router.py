@@ -309,9 +309,7 @@ def end(key: int) -> None:
         sub = _routes.get(key)
         if sub is not None:
             sub._end()
-        elif key in _closed:
-            del _closed[key]
-        else:
+        elif key not in _closed:  # (a closed key stays marked: a room's end may come first)
             _park(key, (None, 0, True))
 
 

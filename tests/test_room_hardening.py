@@ -234,7 +234,24 @@ async def test_native_events_after_a_room_ended_a_stream_are_dropped_not_parked(
         _router.deliver(key, object(), late_frame)
         _router.end(key)  # the native end of the stream
         assert late_frame not in _handles._held
-        assert key not in _router._parked and key not in _router._closed
+        assert key not in _router._parked
+
+
+async def test_a_room_ending_a_closed_stream_does_not_unmark_it() -> None:
+    """The other order: the consumer closed first, then the room ends the stream (its
+    participant left) before the native side stops sending: a frame that comes after both
+    is still dropped on arrival, not parked holding its handle for seconds."""
+    async with rtc.open_audio_source() as source:
+        track = rtc.LocalAudioTrack.create("mic", source)
+        late_frame = track._handle.id
+        track._handle.id = 0  # the router owns it now
+        key = 555_000_222
+        sub: _router.Subscription[object] = _router.subscribe(key, _router.Subscription(4))
+        sub.close()  # the consumer's block ends
+        _router.end(key)  # then its participant leaves
+        _router.deliver(key, object(), late_frame)
+        assert late_frame not in _handles._held
+        assert key not in _router._parked
 
 
 # -- a cancelled connect whose room was created ------------------------------------------
