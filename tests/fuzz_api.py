@@ -227,7 +227,13 @@ async def _op_audio(case: Case) -> str:
 
 
 async def _op_abort(case: Case) -> str:
-    """Kill the worker as a native abort does (now, or from a thread ``after`` seconds)."""
+    """Kill the worker as a native abort does (now, from a thread ``after`` seconds, or
+    ``at_exit``: when the interpreter exits)."""
+    if case.get("at_exit"):
+        import atexit
+
+        atexit.register(os.abort)
+        return "ok"
     if "after" in case:
         threading.Timer(case["after"], os.abort).start()
         return "ok"
@@ -381,8 +387,12 @@ def run_batch(cases: list[Case]) -> list[Result]:
     results: list[Result] = []
     while cases:
         done, started, rc, stderr = _spawn(cases)
-        if rc == 0 and len(done) == len(cases):
-            return results + [Result(c, done[i]) for i, c in enumerate(cases)]
+        if len(done) == len(cases):
+            results += [Result(c, done[i]) for i, c in enumerate(cases)]
+            if rc != 0:  # every case returned: the worker died at interpreter exit
+                results[-1] = Result(cases[-1], abort_reason(rc, stderr) + " (at exit, after the"
+                                     f" last of {len(cases)} cases)")
+            return results
         suspect = started if started is not None else 0
         finished = [Result(c, done[i]) for i, c in enumerate(cases[:suspect]) if i in done]
         alone = run_alone(cases[suspect])

@@ -66,3 +66,14 @@ def test_a_late_abort_is_pinned_on_the_case_that_caused_it(this_checkout: None) 
     assert outcomes[fuzz_api.show(late)].startswith("ABORT"), outcomes
     assert outcomes[fuzz_api.show(fine)] == "ok"
     assert not outcomes[fuzz_api.show(slow)].startswith("ABORT"), outcomes
+
+
+def test_a_worker_that_dies_at_exit_is_a_failure(this_checkout: None) -> None:
+    # Every case returned, then the interpreter's exit killed the worker (a native thread
+    # still running while the process ends): still a failure, said to be at exit.
+    fine = {"op": "audio_frame", "shape": [480], "rate": 48000}
+    dies_at_exit = {"op": "abort", "at_exit": True}
+    results = fuzz_api.run_batch([fine, dies_at_exit])
+    assert results[0].outcome == "ok"
+    assert results[1].aborted and "at exit" in results[1].outcome, results[1].outcome
+    assert fuzz_api.judge(results[1]) == "the process aborted"
