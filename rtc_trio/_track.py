@@ -132,7 +132,28 @@ class LocalAudioTrack(_LocalTrack):
         Raises ``trio.ClosedResourceError`` if the source is closed, ``TypeError`` for another
         kind of source.
         """
-        return _create_local(cls, name, source, AudioSource, "create_audio_track")
+        if not isinstance(source, AudioSource):
+            raise TypeError(f"source must be a AudioSource, not {type(source).__name__}")
+        moved = source._track_opening()  # the source's playout observer moves onto this track
+        try:
+            track = _create_local(cls, name, source, AudioSource, "create_audio_track")
+        except BaseException:
+            if moved:
+                source._track_closed()  # back onto a track of its own
+            raise
+        track._source = source
+        source._track_opened(track, observe=moved)
+        return track
+
+    _source: AudioSource | None = None
+
+    def close(self) -> None:
+        """Release the native track; streams on it end. Closing twice is harmless."""
+        source = self._source
+        moved = source is not None and not self._handle.released and source._track_closing(self)
+        self._handle.release()
+        if moved and source is not None:
+            source._track_closed()
 
 
 class LocalVideoTrack(_LocalTrack):
