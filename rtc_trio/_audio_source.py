@@ -346,8 +346,9 @@ class AudioSource:
         (1 run in 4-7 of 300 sources with frames flowing); see :meth:`_track_opening`."""
         sub: _router.Subscription[Any] = _router.Subscription(1)  # claims frames that came first
         try:
-            if self._tracks:
-                track_id = self._tracks[0]._handle.id
+            tracks = self._open_tracks()
+            if tracks:
+                track_id = tracks[0]._handle.id
             else:
                 track_req = ffi_pb2.FfiRequest()
                 track_req.create_audio_track.name = "rtc_trio playout"
@@ -384,6 +385,11 @@ class AudioSource:
         self._observed_track = 0
 
     # -- the user's tracks (LocalAudioTrack calls these) ------------------------------------
+    def _open_tracks(self) -> list[Any]:
+        """The user's tracks of this source that are still open."""
+        self._tracks = [track for track in self._tracks if not track._handle.released]
+        return self._tracks
+
     def _track_opening(self) -> bool:
         """A user's track is about to be created: a hidden observer goes first, so that the
         source never has the hidden track beside the user's. True if one went (the caller

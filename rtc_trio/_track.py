@@ -130,10 +130,16 @@ class LocalAudioTrack(_LocalTrack):
         """A track named ``name`` playing what ``source`` captures; use it as a ``with`` block.
 
         Raises ``trio.ClosedResourceError`` if the source is closed, ``TypeError`` for another
-        kind of source.
+        kind of source, ``ValueError`` if the source has an open track already: the native
+        library was measured to corrupt its heap, now and then, when two tracks of one audio
+        source are released (open one source per track and capture into each).
         """
         if not isinstance(source, AudioSource):
             raise TypeError(f"source must be a AudioSource, not {type(source).__name__}")
+        if source._open_tracks():
+            raise ValueError(
+                f"this AudioSource feeds the open track {source._tracks[0].name!r} already: one "
+                "open track per audio source (two crash the native library when released)")
         moved = source._track_opening()  # the source's playout observer moves onto this track
         try:
             track = _create_local(cls, name, source, AudioSource, "create_audio_track")

@@ -336,9 +336,9 @@ async def test_the_playout_observer_runs_from_a_capture_until_the_queue_played_o
 
 async def test_the_observer_reads_the_users_track_and_never_adds_a_second_one() -> None:
     # Two tracks on one source make the native library corrupt its heap now and then when
-    # they are released (measured: 3-6 crashes in 20 runs of 300 sources). So the observer
-    # reads the user's track when there is one, and its own hidden track only while there is
-    # none: it moves when the user's track comes and when it goes.
+    # they are released (measured: 3-6 crashes in 20 runs of 300 sources; a user's second
+    # track is refused). So the observer reads the user's track when there is one, and its
+    # own hidden track only while there is none: it moves when the user's track comes and goes.
     baseline = rtc.live_handles()
     async with rtc.open_audio_source(48000, 1, queue_size_ms=1000) as source:
         await source.capture_frame(audio(0.3, 0))
@@ -351,9 +351,10 @@ async def test_the_observer_reads_the_users_track_and_never_adds_a_second_one() 
             assert rtc.live_handles() == baseline + 2  # stopped: the source and the user's track
             await source.capture_frame(audio(0.2, 1))
             assert rtc.live_handles() == baseline + 3  # a stream on the user's track only
-            with rtc.LocalAudioTrack.create("second", source):
-                assert rtc.live_handles() == baseline + 4  # the user's two tracks, one stream
-        # the user's tracks closed mid-playout: the observer is back on a track of its own
+            with pytest.raises(ValueError, match="one open track per audio source"):
+                rtc.LocalAudioTrack.create("second", source)
+            assert rtc.live_handles() == baseline + 3
+        # the user's track closed mid-playout: the observer is back on a track of its own
         assert rtc.live_handles() == baseline + 3
         with trio.fail_after(5):
             await source.wait_for_playout()
