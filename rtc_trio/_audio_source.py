@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import weakref
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterable, AsyncIterator
 
@@ -54,7 +55,8 @@ class AudioSource:
         self._block = sample_rate // 100 * num_channels  # samples the native queue plays per 10 ms
         self._playout = ffi.new("uint64_t[2]")  # queued samples, ticks observed
         self._observer: list[NativeHandle] = []  # [hidden track,] stream watching the output
-        self._tracks: list[Any] = []  # the user's open tracks of this source (LocalAudioTrack)
+        self._tracks: list[weakref.ref[Any]] = []  # the user's tracks of this source (LocalAudioTrack)
+        self._had_track = False  # once the user had one, no hidden track again (see _observe)
         self._observed_track = 0  # the handle of the track the observer reads
         clear = ffi_pb2.FfiRequest()
         clear.clear_audio_buffer.source_handle = handle.id
@@ -314,8 +316,16 @@ class AudioSource:
                 if state == lib.RTC_CAPTURE_CLOSED:
                     raise trio.ClosedResourceError("this audio source is closed")
                 queued, ticks = int(self._playout[0]), int(self._playout[1])
+                if self._observer and not self._observing_open_track():
+                    self._unobserve()  # its track was dropped without close(): it ticks no more
                 if not self._observer:
-                    return  # stopped: nothing was captured since the queue was empty
+                    if not queued:
+                        return  # stopped: nothing was captured since the queue was empty
+                    self._observe()
+                    if not self._observer:
+                        raise trio.ClosedResourceError(
+                            "the track this source plays through was closed: its playout can "
+                            "no longer be observed (open a track on it to wait again)")
                 if queued >= self._block:
                     played_at = None
                 elif played_at is None:
@@ -343,12 +353,16 @@ class AudioSource:
 
         A second track is never added beside the user's: with two tracks on one source, the
         native library was measured to corrupt its heap now and then when they are released
-        (1 run in 4-7 of 300 sources with frames flowing); see :meth:`_track_opening`."""
+        (1 run in 4-7 of 300 sources with frames flowing); see :meth:`_track_opening`. Once
+        the user's track is closed (a room may still publish it natively) the source is not
+        observed again until the user opens another."""
         sub: _router.Subscription[Any] = _router.Subscription(1)  # claims frames that came first
         try:
             tracks = self._open_tracks()
             if tracks:
                 track_id = tracks[0]._handle.id
+            elif self._had_track:
+                return  # its track may live on in a room: a hidden one would be a second
             else:
                 track_req = ffi_pb2.FfiRequest()
                 track_req.create_audio_track.name = "rtc_trio playout"
@@ -387,8 +401,20 @@ class AudioSource:
     # -- the user's tracks (LocalAudioTrack calls these) ------------------------------------
     def _open_tracks(self) -> list[Any]:
         """The user's tracks of this source that are still open."""
-        self._tracks = [track for track in self._tracks if not track._handle.released]
-        return self._tracks
+        tracks = [track for ref in self._tracks if (track := ref()) is not None
+                  and not track._handle.released]
+        self._tracks = [weakref.ref(track, self._track_collected) for track in tracks]
+        return tracks
+
+    def _track_collected(self, _: Any) -> None:
+        """A track dropped without ``close()``: a task waiting for its ticks re-checks."""
+        if self._wake_fd >= 0:
+            os.eventfd_write(self._wake_fd, 1)
+
+    def _observing_open_track(self) -> bool:
+        """True if the observer reads its own hidden track or one of the user's open tracks."""
+        return len(self._observer) == 2 or any(
+            track._handle.id == self._observed_track for track in self._open_tracks())
 
     def _track_opening(self) -> bool:
         """A user's track is about to be created: a hidden observer goes first, so that the
@@ -401,24 +427,15 @@ class AudioSource:
 
     def _track_opened(self, track: Any, observe: bool) -> None:
         """The user's ``track`` of this source exists now; ``observe``: watch through it."""
-        self._tracks.append(track)
+        self._tracks.append(weakref.ref(track, self._track_collected))
+        self._had_track = True
         if observe and not self._handle.released and not self._observer:
             self._observe()  # blocks played meanwhile are missed: playout can be late, not early
 
-    def _track_closing(self, track: Any) -> bool:
-        """The user's ``track`` is about to be released: an observer reading it goes first.
-        True if one went (the caller then calls :meth:`_track_closed`)."""
-        if track in self._tracks:
-            self._tracks.remove(track)
-        if self._handle.released or not self._observer or self._observed_track != track._handle.id:
-            return False
-        self._unobserve()
-        return True
-
-    def _track_closed(self) -> None:
-        """After :meth:`_track_closing` returned True: watch through another track."""
-        if not self._handle.released and not self._observer:
-            self._observe()
+    def _track_closing(self, track: Any) -> None:
+        """The user's ``track`` is about to be released: an observer reading it goes first."""
+        if not self._handle.released and self._observer and self._observed_track == track._handle.id:
+            self._unobserve()
 
     def _close(self) -> None:
         lib.rtc_capture_close(self._handle.id)  # from here on nothing writes to the eventfd
@@ -428,6 +445,7 @@ class AudioSource:
             self._wake_fd = -1
         for handle in reversed(self._observer):
             handle.release()
+        self._tracks.clear()
         self._handle.release()
 
 

@@ -136,30 +136,38 @@ class LocalAudioTrack(_LocalTrack):
         """
         if not isinstance(source, AudioSource):
             raise TypeError(f"source must be a AudioSource, not {type(source).__name__}")
+        if source._handle.released:
+            raise trio.ClosedResourceError("the AudioSource is closed")
+        _check_name(name)
         if source._open_tracks():
             raise ValueError(
-                f"this AudioSource feeds the open track {source._tracks[0].name!r} already: one "
-                "open track per audio source (two crash the native library when released)")
+                f"this AudioSource feeds the open track {source._open_tracks()[0].name!r} already: "
+                "one open track per audio source (two crash the native library when released)")
         moved = source._track_opening()  # the source's playout observer moves onto this track
         try:
             track = _create_local(cls, name, source, AudioSource, "create_audio_track")
         except BaseException:
             if moved:
-                source._track_closed()  # back onto a track of its own
+                source._observe()  # back onto a track of its own
             raise
         track._source = source
-        source._track_opened(track, observe=moved)
+        try:
+            source._track_opened(track, observe=moved)
+        except BaseException:
+            track.close()
+            raise
         return track
 
     _source: AudioSource | None = None
 
     def close(self) -> None:
-        """Release the native track; streams on it end. Closing twice is harmless."""
-        source = self._source
-        moved = source is not None and not self._handle.released and source._track_closing(self)
+        """Release the native track; streams on it end. Closing twice is harmless.
+
+        A source still playing through it is no longer observed: ``wait_for_playout`` then
+        raises ``trio.ClosedResourceError`` until another track is opened on the source."""
+        if self._source is not None and not self._handle.released:
+            self._source._track_closing(self)
         self._handle.release()
-        if moved and source is not None:
-            source._track_closed()
 
 
 class LocalVideoTrack(_LocalTrack):

@@ -9,6 +9,7 @@ lower bounds that real-time playout makes certain.
 
 from __future__ import annotations
 
+import gc
 import random
 import select
 import time
@@ -354,12 +355,52 @@ async def test_the_observer_reads_the_users_track_and_never_adds_a_second_one() 
             with pytest.raises(ValueError, match="one open track per audio source"):
                 rtc.LocalAudioTrack.create("second", source)
             assert rtc.live_handles() == baseline + 3
-        # the user's track closed mid-playout: the observer is back on a track of its own
-        assert rtc.live_handles() == baseline + 3
+        # the user's track closed mid-playout (a room may still publish it): not observed
+        # again, no hidden track beside it; waiting is refused until a track is opened
+        assert rtc.live_handles() == baseline + 1
+        with pytest.raises(trio.ClosedResourceError, match="track this source plays through"):
+            await source.wait_for_playout()
+        with rtc.LocalAudioTrack.create("again", source):
+            await source.capture_frame(audio(0.05, 2))
+            assert rtc.live_handles() == baseline + 3
+            with trio.fail_after(5):
+                await source.wait_for_playout()
+            assert source.queued_duration == 0.0
+        assert rtc.live_handles() == baseline + 1
+
+
+async def test_a_refused_track_leaves_the_observer_as_it_was() -> None:
+    # Bad input is refused before anything native: the hidden observer is not moved.
+    async with rtc.open_audio_source(48000, 1, queue_size_ms=1000) as source:
+        await source.capture_frame(audio(0.2, 0))
+        observer = [handle.id for handle in source._observer]
+        with pytest.raises(TypeError):
+            rtc.LocalAudioTrack.create(3, source)  # type: ignore[arg-type]
+        assert [handle.id for handle in source._observer] == observer
         with trio.fail_after(5):
             await source.wait_for_playout()
-        assert source.queued_duration == 0.0
+
+
+async def test_a_track_dropped_without_close_frees_its_source() -> None:
+    # Dropped (garbage-collected) rather than closed, the track no longer counts as open:
+    # its handle goes, another track may be opened, and a wait for its ticks ends.
+    baseline = rtc.live_handles()
+    async with rtc.open_audio_source(48000, 1, queue_size_ms=1000) as source:
+        track = rtc.LocalAudioTrack.create("mic", source)
+        await source.capture_frame(audio(0.3, 0))
+        async with trio.open_nursery() as nursery:
+            async def drop_it() -> None:
+                nonlocal track
+                await trio.sleep(0.05)
+                del track
+                gc.collect()
+            nursery.start_soon(drop_it)
+            with trio.fail_after(5), pytest.raises(trio.ClosedResourceError):
+                await source.wait_for_playout()
         assert rtc.live_handles() == baseline + 1
+        with rtc.LocalAudioTrack.create("next", source):
+            pass
+    assert rtc.live_handles() == baseline
 
 
 async def test_a_restarted_observer_counts_every_block() -> None:
