@@ -223,7 +223,7 @@ class Peer:
                        where: Callable[[dict[str, Any]], bool] = lambda _: True) -> dict[str, Any]:
         """The first report of ``event`` made after ``after`` (monotonic) that ``where``
         accepts; fails the case after ``timeout`` seconds."""
-        with trio.fail_after(timeout):
+        with trio.move_on_after(timeout):
             while True:
                 for report in self.reports:
                     if report["event"] == event and report["t"] > after and where(report):
@@ -232,6 +232,9 @@ class Peer:
                     raise AssertionError(f"{self.label} ended (code {self.process.returncode}) "
                                          f"before reporting {event}: {self.events()}")
                 await self._changed.wait()
+        audio = [r for r in self.reports if r["event"] == "audio" and r["t"] > after][-5:]
+        raise AssertionError(f"{self.label} did not report {event} within {timeout:.0f} s: "
+                             f"{self.events()}; its last audio reports: {audio}")
 
     def seen(self, event: str, after: float = 0.0) -> list[dict[str, Any]]:
         return [r for r in self.reports if r["event"] == event and r["t"] > after]
