@@ -199,6 +199,7 @@ class Peer:
         self.label = label
         self.reports: list[dict[str, Any]] = []
         self._changed = trio.Event()
+        self._read_all = trio.Event()  # its stdout reached its end: every report is in
 
     async def _read(self) -> None:
         buffer = b""
@@ -213,6 +214,7 @@ class Peer:
                     continue  # a stray line (a native log): not a report
                 self._changed.set()
                 self._changed = trio.Event()
+        self._read_all.set()
         self._changed.set()
 
     async def send(self, *command: object) -> None:
@@ -228,7 +230,7 @@ class Peer:
                 for report in self.reports:
                     if report["event"] == event and report["t"] > after and where(report):
                         return report
-                if self.process.returncode is not None and self.process.stdout is not None:
+                if self._read_all.is_set():  # it ended, and all it said is in
                     raise AssertionError(f"{self.label} ended (code {self.process.returncode}) "
                                          f"before reporting {event}: {self.events()}")
                 await self._changed.wait()
@@ -250,6 +252,7 @@ class Peer:
             await self.send("exit")
         with trio.fail_after(timeout):
             await self.process.wait()
+            await self._read_all.wait()  # it may end before its last report has been read
         exits = self.seen("exit")
         assert exits, f"{self.label} ended with code {self.process.returncode} without its report"
         return int(exits[-1]["live_handles"])
