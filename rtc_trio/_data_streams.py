@@ -385,13 +385,9 @@ class _Writer(Generic[C]):
         close.writer_handle = self._handle.id
         if reason is not None:
             close.reason = reason
-        close.request_async_id = _native.next_async_id()
-        reply: _router.Subscription[Any] = _router.Subscription(1)
-        _router.expect_once(close.request_async_id, reply)
         try:
-            _native.request(req)
+            reply = _native.send_expecting_reply(req, name)
         except BaseException:
-            reply.close()
             self._handle.release()
             raise
         _handles.forget(self._handle.id)  # the request took the handle over
@@ -481,15 +477,7 @@ async def _open(sender: Sender, req: ffi_pb2.FfiRequest, name: str,
     """Open a writer. Cancelled once the request went out, the stream opens anyway: a task of
     the room's nursery takes the reply over and closes the stream with an error reason."""
     await trio.lowlevel.checkpoint_if_cancelled()
-    async_id = _native.next_async_id()
-    getattr(req, name).request_async_id = async_id
-    reply: _router.Subscription[Any] = _router.Subscription(1)
-    _router.expect_once(async_id, reply)
-    try:
-        _native.request(req)
-    except BaseException:
-        reply.close()
-        raise
+    reply = _native.send_expecting_reply(req, name)
     try:
         callback = await reply.receive()
     except BaseException:

@@ -125,11 +125,12 @@ def _refused(req: ffi_pb2.FfiRequest) -> str:
     )
 
 
-async def request_async(req: ffi_pb2.FfiRequest, name: str) -> Any:
-    """Send a request that completes by callback; return the callback message.
+def send_expecting_reply(req: ffi_pb2.FfiRequest, name: str) -> _router.Subscription[Any]:
+    """Send a request that completes by callback; the subscription its callback comes to.
 
     The reply's route is registered under a client-chosen async id before the request goes
-    out, so it cannot be missed. Cancelled while waiting: the late reply is dropped.
+    out, so it cannot be missed; a refused request leaves no route behind. The caller closes
+    the subscription (a reply that comes after that is dropped on arrival).
     """
     async_id = next_async_id()
     getattr(req, name).request_async_id = async_id
@@ -137,6 +138,17 @@ async def request_async(req: ffi_pb2.FfiRequest, name: str) -> Any:
     _router.expect_once(async_id, reply)
     try:
         request(req)
+    except BaseException:
+        reply.close()
+        raise
+    return reply
+
+
+async def request_async(req: ffi_pb2.FfiRequest, name: str) -> Any:
+    """Send a request that completes by callback; return the callback message.
+    Cancelled while waiting: the late reply is dropped."""
+    reply = send_expecting_reply(req, name)
+    try:
         return await reply.receive()
     finally:
         reply.close()

@@ -257,15 +257,8 @@ class LocalParticipant(Participant):
         native side completes: the reply is handed to a task of the room's nursery, which
         unpublishes the track when it comes. A cancelled publish ends with nothing published.
         """
-        async_id = _native.next_async_id()
-        req.publish_track.request_async_id = async_id
-        reply: _router.Subscription[room_pb2.PublishTrackCallback] = _router.Subscription(1)
-        _router.expect_once(async_id, reply)
-        try:
-            _native.request(req)
-        except BaseException:
-            reply.close()
-            raise
+        reply: _router.Subscription[room_pb2.PublishTrackCallback] = \
+            _native.send_expecting_reply(req, "publish_track")
         try:
             callback = await reply.receive()
         except BaseException:

@@ -189,11 +189,8 @@ class RpcEndpoint:
         call.payload = payload
         call.response_timeout_ms = math.ceil(seconds * 1000) + ROUND_TRIP_ALLOWANCE_MS
         call.max_round_trip_latency_ms = ROUND_TRIP_ALLOWANCE_MS
-        call.request_async_id = async_id = _native.next_async_id()
-        reply: _router.Subscription[Any] = _router.Subscription(1)
-        _router.expect_once(async_id, reply)
+        reply = _native.send_expecting_reply(req, "perform_rpc")
         try:
-            _native.request(req)
             with trio.move_on_after(seconds):
                 callback = await reply.receive()
                 if callback.HasField("error"):
