@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, final
+from typing import Any, AsyncIterator, final
 
 import trio
 
@@ -43,43 +43,39 @@ class AudioStream(FrameStream[AudioFrame]):
         self.sample_rate = sample_rate
         self.num_channels = num_channels
         self._slot = ffi.new("rtc_audio_frame *")
-        self._ring_dropped = 0  # of rings closed so far
         try:
-            self._adopt()
+            self._adopt(handle, sub.capacity)
         except BaseException:
             super()._close()
             raise
 
-    def _adopt(self) -> None:
-        opened = lib.rtc_ring_open(self._handle.id, self._sub.capacity, self._wake_fd)
+    def _adopt(self, handle: _handles.NativeHandle, capacity: int) -> None:
+        opened = lib.rtc_ring_open(handle.id, capacity, self._wake_fd)
         if opened != lib.RTC_OPENED:
             if opened == lib.RTC_NO_MEMORY:
-                raise MemoryError(f"no memory for a frame ring of {self._sub.capacity} frames")
+                raise MemoryError(f"no memory for a frame ring of {capacity} frames")
             if opened == lib.RTC_EXISTS:
-                raise RuntimeError(f"audio stream {self._handle.id} already has a frame ring")
-            raise ValueError(f"no frame ring of capacity {self._sub.capacity}")
+                raise RuntimeError(f"audio stream {handle.id} already has a frame ring")
+            raise ValueError(f"no frame ring of capacity {capacity}")
 
     def _retire(self) -> None:
-        self._close_ring(count_buffered=True)
+        self._close_ring(self._handle, count_buffered=True)
         super()._retire()
 
-    def _close_ring(self, count_buffered: bool = False) -> None:
-        if not self._handle.released:
-            self._ring_dropped += int(lib.rtc_ring_dropped(self._handle.id))
+    def _close_ring(self, handle: _handles.NativeHandle, count_buffered: bool = False) -> None:
+        if not handle.released:
+            self._retired_dropped += int(lib.rtc_ring_dropped(handle.id))
             if count_buffered:
-                self._ring_dropped += int(lib.rtc_ring_count(self._handle.id))
-        lib.rtc_ring_close(self._handle.id)  # from here on nothing native writes to the fd
+                self._retired_dropped += int(lib.rtc_ring_count(handle.id))
+        lib.rtc_ring_close(handle.id)  # from here on nothing native writes to the fd
 
-    @property
-    def dropped(self) -> int:
-        """Frames dropped because the consumer fell behind."""
-        dropped = super().dropped + self._ring_dropped
-        if self._handle.released:
-            return dropped
-        return dropped + int(lib.rtc_ring_dropped(self._handle.id))
+    def _source_dropped(self, sub: _router.Subscription[Any], handle: _handles.NativeHandle) -> int:
+        if handle.released:
+            return sub.dropped
+        return sub.dropped + int(lib.rtc_ring_dropped(handle.id))
 
-    def _buffered(self) -> int:
-        return self._sub.buffered() + int(lib.rtc_ring_count(self._handle.id))
+    def _source_buffered(self, sub: _router.Subscription[Any], handle: _handles.NativeHandle) -> int:
+        return sub.buffered() + int(lib.rtc_ring_count(handle.id))
 
     def _frame(self, item: audio_frame_pb2.OwnedAudioFrameBuffer) -> AudioFrame:
         return AudioFrame._view(item.info, item.handle.id)
@@ -103,7 +99,8 @@ class AudioStream(FrameStream[AudioFrame]):
         return self._sub.park_on_fd() and not lib.rtc_ring_park(self._handle.id)
 
     def _close(self) -> None:
-        self._close_ring()
+        for _, handle in self._sources():
+            self._close_ring(handle)
         super()._close()
 
 

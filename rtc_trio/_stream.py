@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
@@ -117,13 +118,20 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         sub.wake_fd = self._wake_fd
         self._succession: Succession | None = None  # set for a stream that follows a participant
-        self._generation = 0  # how many times the native stream was replaced
+        # native streams read next, oldest first, each once the one before is read to its end
+        self._successors: deque[tuple[_router.Subscription[Any], NativeHandle]] = deque()
         self._retired_dropped = 0  # dropped by the native streams replaced so far
+
+    def _sources(self) -> list[tuple[_router.Subscription[Any], NativeHandle]]:
+        return [(self._sub, self._handle), *self._successors]
 
     @property
     def dropped(self) -> int:
         """Frames dropped because the consumer fell behind."""
-        return self._sub.dropped + self._retired_dropped
+        return self._retired_dropped + sum(self._source_dropped(*source) for source in self._sources())
+
+    def _source_dropped(self, sub: _router.Subscription[Any], handle: NativeHandle) -> int:
+        return sub.dropped
 
     @property
     def capacity(self) -> int:
@@ -135,17 +143,33 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         return StreamStatistics(self._buffered(), self.capacity, self.dropped)
 
     def _buffered(self) -> int:
-        return self._sub.buffered()
+        return sum(self._source_buffered(*source) for source in self._sources())
+
+    def _source_buffered(self, sub: _router.Subscription[Any], handle: NativeHandle) -> int:
+        return sub.buffered()
 
     def _frame(self, item: Any) -> FrameT:
         raise NotImplementedError
 
     def _pop(self) -> FrameT | None:
-        """The next frame if one is buffered; ``trio.EndOfChannel`` once all are read."""
+        """The current native stream's next frame if one is buffered; ``trio.EndOfChannel``
+        once all are read."""
         try:
             return self._frame(self._sub.receive_nowait())
         except trio.WouldBlock:
             return None
+
+    def _take(self) -> FrameT | None:
+        """The next frame if one is buffered, moving on to the next native stream once the
+        current one is read to its end; ``trio.EndOfChannel`` once the last is."""
+        while True:
+            try:
+                return self._pop()
+            except trio.EndOfChannel:
+                if not self._successors:
+                    raise
+                self._retire()
+                self._sub, self._handle = self._successors.popleft()
 
     def _park(self) -> bool:
         """Arm the wake-up for the next frame; False if there is something to read."""
@@ -158,7 +182,7 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         ended and every frame was read, ``trio.ClosedResourceError`` once it is closed.
         """
         try:
-            frame = self._pop()
+            frame = self._take()
         except trio.EndOfChannel:
             succession = self._succession
             if succession is None or succession.over():
@@ -179,7 +203,7 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         batch = [await self.receive()]
         while len(batch) < limit:
             try:
-                frame = self._pop()
+                frame = self._take()
             except trio.EndOfChannel:
                 break  # the next call raises it
             if frame is None:
@@ -197,7 +221,7 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         waited = False
         while True:
             try:
-                frame = self._pop()
+                frame = self._take()
             except trio.EndOfChannel:
                 if not await self._next_source():
                     raise trio.EndOfChannel from None
@@ -225,9 +249,8 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         succession = self._succession
         if succession is None:
             return False
-        generation = self._generation
         while not succession.over():
-            if self._generation != generation:
+            if self._successors:
                 return True
             with trio.move_on_at(succession.deadline):
                 await self._wait_fd()
@@ -242,25 +265,33 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         if self._wake_fd >= 0:
             os.eventfd_write(self._wake_fd, 1)
 
-    def _replace(self, sub: _router.Subscription[Any], handle: NativeHandle) -> None:
-        """Read from the native stream ``handle`` from now on; the current one is released
-        (frames it still buffers are counted as dropped)."""
-        self._retire()
-        self._sub, self._handle = sub, handle
+    def _succeed(self, sub: _router.Subscription[Any], handle: NativeHandle) -> None:
+        """Read the native stream ``handle`` once the ones before it (which have ended) are
+        read to their ends: frames they still buffer come first. Fails leaving nothing."""
         sub.wake_fd = self._wake_fd
-        self._generation += 1
         try:
-            self._adopt()
-        finally:
-            self._wake()
+            self._adopt(handle, sub.capacity)
+        except BaseException:
+            sub.close()
+            handle.release()
+            raise
+        self._successors.append((sub, handle))
+        self._wake()
+
+    def _newest_handle(self) -> NativeHandle:
+        """The native stream read last (the one a following stream ends when its participant
+        leaves)."""
+        return self._successors[-1][1] if self._successors else self._handle
 
     def _retire(self) -> None:
+        """The current native stream was read to its end: release it (frames that came
+        after its end count as dropped)."""
         self._retired_dropped += self._sub.dropped + self._sub.buffered()
         self._sub.close()
-        self._handle.release()  # the replaced native stream stops
+        self._handle.release()
 
-    def _adopt(self) -> None:
-        """A new native stream was set: what a subclass adds to read it."""
+    def _adopt(self, handle: NativeHandle, capacity: int) -> None:
+        """What a subclass adds to read the native stream ``handle``."""
 
     async def aclose(self) -> None:
         """Close the stream before its block ends: what leaving the block does, early.
@@ -272,12 +303,14 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         await trio.lowlevel.checkpoint()
 
     def _close(self) -> None:
-        self._sub.close()  # from here on nothing writes to the eventfd
+        for sub, _ in self._sources():
+            sub.close()  # from here on nothing writes to the eventfd
         if self._wake_fd >= 0:
             trio.lowlevel.notify_closing(self._wake_fd)  # a blocked reader: ClosedResourceError
             os.close(self._wake_fd)
             self._wake_fd = -1
-        self._handle.release()
+        for _, handle in self._sources():
+            handle.release()
 
 
 def open_native(req: ffi_pb2.FfiRequest, capacity: int) -> tuple[_router.Subscription[Any], NativeHandle]:

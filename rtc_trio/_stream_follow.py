@@ -133,19 +133,20 @@ class Follower:
     def _end_source(self) -> None:
         """The native stream read now ends (its consumer is woken to see it)."""
         if not self.stream._closed:  # (aclose() before the block's end): nothing to end
-            _router.end(self.stream._handle.id)
+            _router.end(self.stream._newest_handle().id)
             self.stream._wake()
 
     def rejoined(self, participant: FollowableParticipant) -> None:
-        """The participant is back as ``participant``: read their media from now on, unless
-        the grace period ran out or the stream was closed (then it ends)."""
+        """The participant is back as ``participant``: read their media next (after what the
+        stream still buffers from before), unless the grace period ran out or the stream was
+        closed (then it ends)."""
         if self.succession.over() or self.stream._closed:
             self.end()
             return
         self._attach(participant)
         try:
             sub, handle = open_native(self._request(participant), self.stream._sub.capacity)
-            self.stream._replace(sub, handle)
+            self.stream._succeed(sub, handle)
         except Exception:  # refused natively: the stream ends as if the participant had not come back
             logger.exception("rtc_trio could not follow %r back into the room", participant)
             self.end()
