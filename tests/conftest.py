@@ -9,9 +9,10 @@ from typing import Iterator
 import pytest
 
 import rtc_trio
+from rtc_trio import _router
 
 
-def _settled_handles(baseline: int, timeout: float = 5.0) -> int:
+def _settled_handles(baseline: int, timeout: float = _router.PARK_SECONDS + 1.0) -> int:
     """Live handles once frames still referenced by dying objects are collected."""
     deadline = time.monotonic() + timeout
     while True:

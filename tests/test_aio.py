@@ -109,15 +109,15 @@ async def test_video_round_trip_from_a_loop_opened_inside_trio() -> None:
 
 def test_sync_methods_pass_through() -> None:
     async def main() -> None:
-        async with rtc.open_audio_source(48000, 1, queue_size_ms=200) as source:
+        async with rtc.open_audio_source(48000, 1, queue_size_ms=1000) as source:
             with rtc.LocalAudioTrack.create("mic", source) as track:
                 track.mute()
                 assert track.muted
                 track.unmute()
                 assert not track.muted
-                await source.capture_frame(numbered_frame(0, samples=4800))  # 100 ms
-                assert 0.0 < source.queued_duration <= 0.1
-                await asyncio.wait_for(source.wait_for_playout(), 2)
+                await source.capture_frame(numbered_frame(0, samples=24000))  # 500 ms
+                assert 0.0 < source.queued_duration <= 0.5
+                await asyncio.wait_for(source.wait_for_playout(), 5)
                 assert source.queued_duration == 0.0
                 await source.capture_frame(numbered_frame(1, samples=4800))
                 source.clear_queue()
@@ -551,7 +551,7 @@ def test_a_capture_that_must_wait_waits_in_trio_and_keeps_order() -> None:
     async def main() -> None:
         async with rtc.open_audio_source(queue_size_ms=20) as source:
             with rtc.LocalAudioTrack.create("mic", source) as track:
-                async with rtc.open_audio_stream(track, capacity=count * 2) as stream:
+                async with rtc.open_audio_stream(track, capacity=1000) as stream:  # silence between captures counts too
                     for i in range(count):
                         await source.capture_frame(numbered_frame(i))
                     await asyncio.wait_for(source.wait_for_playout(), 10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import random
 from typing import Awaitable, Callable, TypeVar
@@ -211,7 +212,9 @@ def test_task_cancel_mid_receive_leaves_nothing_behind() -> None:
                         waiting = asyncio.create_task(quiet.receive())
                         await asyncio.sleep(0.05)
                         waiting.cancel()
-                        with pytest.raises(asyncio.CancelledError):
+                        # cancelled, unless an event of the room's own (connection quality)
+                        # came within the 50 ms
+                        with contextlib.suppress(asyncio.CancelledError):
                             await asyncio.wait_for(waiting, BOUND)
                         await b.local_participant.set_metadata("after")  # the channel still works
                         changed = await asyncio.wait_for(quiet.receive(), BOUND)

@@ -118,7 +118,7 @@ async def test_wait_for_playout_waits_until_the_audio_was_played() -> None:
             await source.wait_for_playout()
         # the native queue plays in real time: 400 ms of audio cannot be out any sooner
         # (a lower bound only: a loaded machine makes it later, never earlier)
-        assert trio.current_time() - start >= 0.4 - 0.02
+        assert trio.current_time() - start >= 0.4 - 0.05  # (a late native tick catches up)
         assert source.queued_duration == 0.0
         received = []
         with trio.fail_after(5):

@@ -21,6 +21,7 @@ async def test_receive_nowait_waits_through_a_rejoin() -> None:
     server = require_server()
     name = room_name("follow-nowait")
     left, back = trio.Event(), trio.Event()
+    opened = trio.Event()  # bob follows her: she may leave (on a loaded host it takes a while)
 
     async def alice() -> None:
         for frequency, done in ((FIRST, left), (SECOND, None)):
@@ -29,6 +30,7 @@ async def test_receive_nowait_waits_through_a_rejoin() -> None:
                     if done is None:
                         back.set()
                         await trio.sleep_forever()
+                    await opened.wait()
                     await trio.sleep(1.0)
             done.set()
 
@@ -41,6 +43,7 @@ async def test_receive_nowait_waits_through_a_rejoin() -> None:
                 async with rtc.open_audio_stream(
                         participant=subscribed.participant, track_source=rtc.TrackSource.MICROPHONE,
                         rejoin_grace=30.0) as stream:
+                    opened.set()
                     heard: list[float] = []
                     while not (back.is_set() and len(heard) >= 30
                                and np.isclose(heard[-1], SECOND, atol=50)):
@@ -63,11 +66,13 @@ async def test_frames_buffered_before_a_rejoin_come_first(read: bool) -> None:
     server = require_server()
     name = room_name("follow-keep")
     left, back = trio.Event(), trio.Event()
+    opened = trio.Event()  # bob follows her: she may leave (on a loaded host it takes a while)
 
     async def alice() -> None:
         for frequency, done in ((FIRST, left), (SECOND, back)):
             async with rtc.connect(server.url, server.token("alice", name)) as room:
                 async with publishing_tone(room, frequency):
+                    await opened.wait()
                     await trio.sleep(1.0)
                     if frequency == SECOND:
                         back.set()
@@ -84,6 +89,7 @@ async def test_frames_buffered_before_a_rejoin_come_first(read: bool) -> None:
                 async with rtc.open_audio_stream(
                         participant=subscribed.participant, track_source=rtc.TrackSource.MICROPHONE,
                         capacity=3000, rejoin_grace=30.0) as stream:
+                    opened.set()
                     await left.wait()
                     before = stream.statistics().buffered  # all from Alice's first visit
                     await back.wait()  # her second track has played for a second

@@ -131,7 +131,7 @@ async def test_two_tasks_cannot_read_one_stream_at_once() -> None:
     async with audio_loopback() as (_, _, stream):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(stream.receive)
-            await trio.sleep(0.05)
+            await trio.testing.wait_all_tasks_blocked()  # it waits for a frame
             with pytest.raises(trio.BusyResourceError):
                 await stream.receive()
             nursery.cancel_scope.cancel()

@@ -76,13 +76,16 @@ class ClientNamespace:
         return time.monotonic()
 
     async def restore(self) -> float:
+        """Bring the link up; the moment just before (``time.monotonic()``): audio may be
+        back before this task runs again, so what comes after the link counts from then."""
+        before = time.monotonic()
         if self.silent:
             await trio.to_thread.run_sync(runner._ip, "link", "set", self.link, "up")
         else:
             await trio.to_thread.run_sync(runner._ip, "-n", self.name, "link", "set", "eth0", "up")
             await trio.to_thread.run_sync(runner._ip, "-n", self.name, "route", "replace",
                                           "default", "via", self.gateway)
-        return time.monotonic()
+        return before
 
 
 def _remove_stale_namespaces() -> None:

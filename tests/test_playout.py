@@ -85,7 +85,8 @@ async def test_queued_duration_is_the_native_queue() -> None:
     async with audio_loopback(queue_size_ms=1000, capacity=500) as (source, _, stream):
         assert source.queued_duration == 0.0
         await source.capture_frame(audio(0.5))
-        assert 0.5 - BLOCK <= source.queued_duration <= 0.5  # a tick may have played one block
+        # ticks may have played a few blocks before the capture's completion was seen here
+        assert 0.5 - 10 * BLOCK <= source.queued_duration <= 0.5
         seen = [source.queued_duration]
         with trio.fail_after(10):
             while seen[-1] > 0:
@@ -123,7 +124,9 @@ async def test_wait_for_playout_returns_once_the_last_sample_left(seconds: float
             nursery.cancel_scope.cancel()
     print(f"\nwait_for_playout({seconds} s): returned {(returned - ear.last_audio) * 1000:+.1f} ms "
           f"after the stream received the last audio")
-    assert elapsed >= seconds - BLOCK  # played in real time: it cannot be out sooner
+    # played in real time: it cannot be out much sooner (a native tick that was late, on a
+    # loaded host, plays the blocks it owes back to back: a few blocks of slack)
+    assert elapsed >= seconds - 5 * BLOCK
     heard = np.concatenate(ear.samples)
     # every sample came (a 5 ms remainder too: completed with silence, not left queued)
     np.testing.assert_array_equal(heard[: len(sent.data)], sent.data)
@@ -166,8 +169,10 @@ async def test_speak_cancelled_leaves_the_source_empty(queue_size_ms: int) -> No
         ear = Ear(stream)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ear.listen)
+            start = trio.current_time()
             with trio.move_on_after(0.3) as barge_in:
                 await source.speak(tts())
+            spoke = trio.current_time() - start  # 0.3 s, later if this thread was late
             assert barge_in.cancelled_caught
             assert source.queued_duration == 0.0
             assert closed == [True]
@@ -177,7 +182,7 @@ async def test_speak_cancelled_leaves_the_source_empty(queue_size_ms: int) -> No
     print(f"\nspeak cancelled after 0.3 s ({len(yielded)} frames yielded): heard {heard:.2f} s")
     if queue_size_ms == 50:
         assert len(yielded) < 100  # cancelled while capturing
-    assert heard < 0.3 + 0.2  # what played before the barge-in, not the rest (0.7 s and more)
+    assert heard < spoke + 0.2  # what played before the barge-in, not the rest (0.7 s and more)
 
 
 async def test_speak_to_the_end_plays_everything_and_returns_after_the_playout() -> None:
@@ -192,7 +197,7 @@ async def test_speak_to_the_end_plays_everything_and_returns_after_the_playout()
             start = trio.current_time()
             with trio.fail_after(10):
                 await source.speak(tts())
-            assert trio.current_time() - start >= 0.3 - BLOCK
+            assert trio.current_time() - start >= 0.3 - 5 * BLOCK  # (slack: see above)
             assert source.queued_duration == 0.0
             await ear.quiet_for(0.1)
             nursery.cancel_scope.cancel()
@@ -219,15 +224,17 @@ async def test_speak_of_frames_longer_than_the_queue_cancelled_leaves_the_source
         ear = Ear(stream)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ear.listen)
+            start = trio.current_time()
             with trio.move_on_after(0.3) as barge_in:
                 await source.speak(tts())
+            spoke = trio.current_time() - start  # 0.3 s, later if this thread was late
             assert barge_in.cancelled_caught
             assert source.queued_duration == 0.0
             await ear.quiet_for(0.3)
             nursery.cancel_scope.cancel()
     heard = ear.audio_blocks * BLOCK
     print(f"\nspeak of a 3 s frame cancelled after 0.3 s: heard {heard:.2f} s")
-    assert heard < 0.3 + 0.2  # not the rest of the frame (2.7 s)
+    assert heard < spoke + 0.2  # not the rest of the frame (2.7 s)
 
 
 async def test_speak_refused_on_its_first_frame_keeps_what_was_queued() -> None:
@@ -295,9 +302,11 @@ async def test_wait_for_playout_does_not_stall_a_producer() -> None:
                 blocks.append(bool(frame.data.any()))
 
         async def produce() -> None:
-            for i in range(150):  # 1.5 s in 10 ms frames
+            # 1.5 s: 200 ms first (a loaded host must not starve the queue before it has
+            # filled: that is a gap too), then 10 ms frames
+            for i in range(131):
                 start = trio.current_time()
-                await source.capture_frame(numbered_frame(i + 1))
+                await source.capture_frame(numbered_frame(i + 1, samples=9600 if i == 0 else 480))
                 waits.append(trio.current_time() - start)
 
         async with trio.open_nursery() as nursery:
