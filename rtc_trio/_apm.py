@@ -17,7 +17,7 @@ import trio
 from rtc_trio import _native, _validate
 from rtc_trio._audio_frame import MAX_CHANNELS, MAX_FRAME_SIZE_MS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioFrame
 from rtc_trio._errors import RtcError
-from rtc_trio._handles import NativeHandle
+from rtc_trio._handles import NativeHandle, NativeObject
 from rtc_trio._proto import ffi_pb2
 from rtc_trio._resampler import FrameChannel, address_of
 
@@ -46,7 +46,7 @@ def check_apm_frame(frame: object, what: str) -> AudioFrame:
 
 
 @final
-class AudioProcessingModule:
+class AudioProcessingModule(NativeObject):
     """libwebrtc's audio processing, configured once; processes frames in place.
 
     Feed what the app plays to :meth:`process_reverse_stream` and what it hears to
@@ -57,7 +57,8 @@ class AudioProcessingModule:
     """
 
     __slots__ = ("echo_cancellation", "noise_suppression", "high_pass_filter",
-                 "auto_gain_control", "_handle")
+                 "auto_gain_control")
+    _kind = "audio processing module"
 
     def __init__(
         self,
@@ -109,25 +110,6 @@ class AudioProcessingModule:
         if error:
             raise RtcError(f"apm_set_stream_delay failed: {error}")
 
-    def _open(self) -> int:
-        if self._handle.released:
-            raise trio.ClosedResourceError("this audio processing module is closed")
-        return self._handle.id
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` ran."""
-        return self._handle.released
-
-    def close(self) -> None:
-        """Release the native module; further calls raise ``trio.ClosedResourceError``."""
-        self._handle.release()
-
-    def __enter__(self) -> AudioProcessingModule:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 @final

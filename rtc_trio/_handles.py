@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
+import trio
 
 from rtc_trio._ffi import ffi, lib
 
@@ -70,6 +71,36 @@ class NativeHandle:
 
     def __repr__(self) -> str:
         return f"NativeHandle({self.id}{', released' if self.released else ''})"
+
+
+class NativeObject:
+    """A Python object owning one native object through ``_handle``: ``close()`` (or the end
+    of its ``with`` block) releases it; calls after that raise ``trio.ClosedResourceError``."""
+
+    __slots__ = ("_handle",)
+    _handle: NativeHandle
+    _kind = "object"  # what the error after close() calls it
+
+    def _open(self) -> int:
+        """The handle's id, or ``trio.ClosedResourceError`` once closed."""
+        if self._handle.released:
+            raise trio.ClosedResourceError(f"this {self._kind} is closed")
+        return self._handle.id
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran."""
+        return self._handle.released
+
+    def close(self) -> None:
+        """Release the native object; further calls raise ``trio.ClosedResourceError``."""
+        self._handle.release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def native_view(address: int, nbytes: int, handle_id: int) -> np.ndarray[Any, np.dtype[np.uint8]]:

@@ -22,7 +22,7 @@ from rtc_trio import _native, _validate
 from rtc_trio._audio_frame import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioFrame
 from rtc_trio._errors import RtcError
 from rtc_trio._ffi import ffi
-from rtc_trio._handles import NativeHandle
+from rtc_trio._handles import NativeHandle, NativeObject
 from rtc_trio._proto import audio_frame_pb2, ffi_pb2
 
 MAX_PUSH_BYTES = 128 * 2**20
@@ -56,7 +56,7 @@ def check_frame(frame: object, rate: int, channels: int, what: str) -> AudioFram
 
 
 @final
-class AudioResampler:
+class AudioResampler(NativeObject):
     """Resample int16 audio from ``input_rate`` to ``output_rate``, keeping state across pushes.
 
     ``push(frame)`` returns the frames that are ready (often none for small frames: the
@@ -64,7 +64,8 @@ class AudioResampler:
     to 384,000 Hz, 1 to 16 channels. Use it as a ``with`` block, or call :meth:`close`.
     """
 
-    __slots__ = ("input_rate", "output_rate", "num_channels", "quality", "_handle", "_flat")
+    __slots__ = ("input_rate", "output_rate", "num_channels", "quality", "_flat")
+    _kind = "resampler"
 
     def __init__(
         self,
@@ -136,25 +137,6 @@ class AudioResampler:
         frame.sample_rate = self.output_rate
         return [frame]
 
-    def _open(self) -> int:
-        if self._handle.released:
-            raise trio.ClosedResourceError("this resampler is closed")
-        return self._handle.id
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` ran."""
-        return self._handle.released
-
-    def close(self) -> None:
-        """Release the native resampler; further pushes raise ``trio.ClosedResourceError``."""
-        self._handle.release()
-
-    def __enter__(self) -> AudioResampler:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (f"AudioResampler({self.input_rate} -> {self.output_rate} Hz, "
