@@ -4,6 +4,10 @@ read late, it loses none of the frames it buffered before the rejoin."""
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
 import numpy as np
 import pytest
 import trio
@@ -17,22 +21,33 @@ BOUND = 60.0
 FIRST, SECOND = 400.0, 800.0  # whole 100 Hz bins of a 10 ms frame
 
 
-async def test_receive_nowait_waits_through_a_rejoin() -> None:
+@dataclass
+class Visits:
+    """Alice plays FIRST, leaves (``left``), and comes back playing SECOND for good
+    (``back``: after a second of it); bob's stream follows her."""
+
+    stream: rtc.AudioStream
+    left: trio.Event = field(default_factory=trio.Event)
+    back: trio.Event = field(default_factory=trio.Event)
+
+
+@contextlib.asynccontextmanager
+async def alice_visits_twice(prefix: str, capacity: int = 100) -> AsyncIterator[Visits]:
     server = require_server()
-    name = room_name("follow-nowait")
-    left, back = trio.Event(), trio.Event()
+    name = room_name(prefix)
     opened = trio.Event()  # bob follows her: she may leave (on a loaded host it takes a while)
+    left, back = trio.Event(), trio.Event()
 
     async def alice() -> None:
-        for frequency, done in ((FIRST, left), (SECOND, None)):
+        for frequency in (FIRST, SECOND):
             async with rtc.connect(server.url, server.token("alice", name)) as room:
                 async with publishing_tone(room, frequency):
-                    if done is None:
-                        back.set()
-                        await trio.sleep_forever()
                     await opened.wait()
                     await trio.sleep(1.0)
-            done.set()
+                    if frequency == SECOND:
+                        back.set()
+                        await trio.sleep_forever()
+            left.set()
 
     with trio.fail_after(BOUND):
         async with rtc.connect(server.url, server.token("bob", name)) as bob:
@@ -42,19 +57,24 @@ async def test_receive_nowait_waits_through_a_rejoin() -> None:
                 subscribed = await wait_for_event(events, rtc.TrackSubscribed)
                 async with rtc.open_audio_stream(
                         participant=subscribed.participant, track_source=rtc.TrackSource.MICROPHONE,
-                        rejoin_grace=30.0) as stream:
+                        capacity=capacity, rejoin_grace=30.0) as stream:
                     opened.set()
-                    heard: list[float] = []
-                    while not (back.is_set() and len(heard) >= 30
-                               and np.isclose(heard[-1], SECOND, atol=50)):
-                        try:
-                            frame = stream.receive_nowait()  # EndOfChannel here fails the test
-                        except trio.WouldBlock:
-                            await trio.sleep(0.005)
-                            continue
-                        if left.is_set() and frame.data.any():
-                            heard.append(dominant_frequency(frame.data[:, 0], frame.sample_rate))
+                    yield Visits(stream, left, back)
                 nursery.cancel_scope.cancel()
+
+
+async def test_receive_nowait_waits_through_a_rejoin() -> None:
+    heard: list[float] = []
+    async with alice_visits_twice("follow-nowait") as visits:
+        while not (visits.back.is_set() and len(heard) >= 30
+                   and np.isclose(heard[-1], SECOND, atol=50)):
+            try:
+                frame = visits.stream.receive_nowait()  # EndOfChannel here fails the test
+            except trio.WouldBlock:
+                await trio.sleep(0.005)
+                continue
+            if visits.left.is_set() and frame.data.any():
+                heard.append(dominant_frequency(frame.data[:, 0], frame.sample_rate))
     assert any(np.isclose(f, SECOND, atol=50) for f in heard), heard[-10:]
 
 
@@ -63,47 +83,22 @@ async def test_frames_buffered_before_a_rejoin_come_first(read: bool) -> None:
     """Bob reads nothing while Alice plays FIRST, leaves, and comes back playing SECOND: then
     he gets every FIRST frame he buffered, then SECOND, and nothing is dropped. Closed
     unread, the stream releases both native streams."""
-    server = require_server()
-    name = room_name("follow-keep")
-    left, back = trio.Event(), trio.Event()
-    opened = trio.Event()  # bob follows her: she may leave (on a loaded host it takes a while)
-
-    async def alice() -> None:
-        for frequency, done in ((FIRST, left), (SECOND, back)):
-            async with rtc.connect(server.url, server.token("alice", name)) as room:
-                async with publishing_tone(room, frequency):
-                    await opened.wait()
-                    await trio.sleep(1.0)
-                    if frequency == SECOND:
-                        back.set()
-                        await trio.sleep_forever()
-            done.set()
-
     heard: list[float] = []
-    with trio.fail_after(BOUND):
-        async with rtc.connect(server.url, server.token("bob", name)) as bob:
-            events = bob.events()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(alice)
-                subscribed = await wait_for_event(events, rtc.TrackSubscribed)
-                async with rtc.open_audio_stream(
-                        participant=subscribed.participant, track_source=rtc.TrackSource.MICROPHONE,
-                        capacity=3000, rejoin_grace=30.0) as stream:
-                    opened.set()
-                    await left.wait()
-                    before = stream.statistics().buffered  # all from Alice's first visit
-                    await back.wait()  # her second track has played for a second
-                    while stream.statistics().buffered < before + 30:
-                        await trio.sleep(0.05)
-                    native = [handle.id for _, handle in stream._sources()]
-                    while read and (len(heard) < 2 or not np.isclose(heard[-1], SECOND, atol=50)
-                                    or sum(np.isclose(heard, SECOND, atol=50)) < 30):
-                        frame = await stream.receive()
-                        if frame.data.any():
-                            heard.append(dominant_frequency(frame.data[:, 0], frame.sample_rate))
-                    dropped = stream.dropped
-                held = [handle for handle in native if _handles.is_held(handle)]
-                nursery.cancel_scope.cancel()
+    async with alice_visits_twice("follow-keep", capacity=3000) as visits:
+        stream = visits.stream
+        await visits.left.wait()
+        before = stream.statistics().buffered  # all from Alice's first visit
+        await visits.back.wait()  # her second track has played for a second
+        while stream.statistics().buffered < before + 30:
+            await trio.sleep(0.05)
+        native = [handle.id for _, handle in stream._sources()]
+        while read and (len(heard) < 2 or not np.isclose(heard[-1], SECOND, atol=50)
+                        or sum(np.isclose(heard, SECOND, atol=50)) < 30):
+            frame = await stream.receive()
+            if frame.data.any():
+                heard.append(dominant_frequency(frame.data[:, 0], frame.sample_rate))
+        dropped = stream.dropped
+    held = [handle for handle in native if _handles.is_held(handle)]
     assert before >= 50, before
     assert dropped == 0
     assert not held, f"native streams {held} outlived their stream's block"
