@@ -135,7 +135,8 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
 
     @property
     def capacity(self) -> int:
-        """Most frames buffered before the oldest is dropped."""
+        """Most frames buffered before the oldest is dropped (across a rejoin, a stream that
+        follows a participant holds up to twice this until the frames from before are read)."""
         return self._sub.capacity
 
     def statistics(self) -> StreamStatistics:
@@ -276,7 +277,21 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
             handle.release()
             raise
         self._successors.append((sub, handle))
+        self._bound_ended()
         self._wake()
+
+    def _bound_ended(self) -> None:
+        """The native streams that ended (all but the newest) keep at most ``capacity``
+        frames together: the oldest are released first, their frames counted as dropped. A
+        participant who comes and goes again and again cannot grow the buffer beyond twice
+        the capacity (the ended streams' frames, and the newest's)."""
+        while self._successors:
+            ended = self._sources()[:-1]
+            oldest = self._source_buffered(*ended[0])
+            if oldest and sum(self._source_buffered(*source) for source in ended) <= self.capacity:
+                return
+            self._retire()
+            self._sub, self._handle = self._successors.popleft()
 
     def _newest_handle(self) -> NativeHandle:
         """The native stream read last (the one a following stream ends when its participant

@@ -23,8 +23,9 @@ FIRST, SECOND = 400.0, 800.0  # whole 100 Hz bins of a 10 ms frame
 
 @dataclass
 class Visits:
-    """Alice plays FIRST, leaves (``left``), and comes back playing SECOND for good
-    (``back``: after a second of it); bob's stream follows her."""
+    """Alice plays FIRST, leaves (``left``), and comes back playing SECOND (more visits:
+    alternately), the last time for good (``back``: after a second of it); bob's stream
+    follows her."""
 
     stream: rtc.AudioStream
     left: trio.Event = field(default_factory=trio.Event)
@@ -32,19 +33,19 @@ class Visits:
 
 
 @contextlib.asynccontextmanager
-async def alice_visits_twice(prefix: str, capacity: int = 100) -> AsyncIterator[Visits]:
+async def alice_visits(prefix: str, capacity: int = 100, times: int = 2) -> AsyncIterator[Visits]:
     server = require_server()
     name = room_name(prefix)
     opened = trio.Event()  # bob follows her: she may leave (on a loaded host it takes a while)
     left, back = trio.Event(), trio.Event()
 
     async def alice() -> None:
-        for frequency in (FIRST, SECOND):
+        for visit in range(times):
             async with rtc.connect(server.url, server.token("alice", name)) as room:
-                async with publishing_tone(room, frequency):
+                async with publishing_tone(room, (FIRST, SECOND)[visit % 2]):
                     await opened.wait()
                     await trio.sleep(1.0)
-                    if frequency == SECOND:
+                    if visit == times - 1:
                         back.set()
                         await trio.sleep_forever()
             left.set()
@@ -65,7 +66,7 @@ async def alice_visits_twice(prefix: str, capacity: int = 100) -> AsyncIterator[
 
 async def test_receive_nowait_waits_through_a_rejoin() -> None:
     heard: list[float] = []
-    async with alice_visits_twice("follow-nowait") as visits:
+    async with alice_visits("follow-nowait") as visits:
         while not (visits.back.is_set() and len(heard) >= 30
                    and np.isclose(heard[-1], SECOND, atol=50)):
             try:
@@ -84,7 +85,7 @@ async def test_frames_buffered_before_a_rejoin_come_first(read: bool) -> None:
     he gets every FIRST frame he buffered, then SECOND, and nothing is dropped. Closed
     unread, the stream releases both native streams."""
     heard: list[float] = []
-    async with alice_visits_twice("follow-keep", capacity=3000) as visits:
+    async with alice_visits("follow-keep", capacity=3000) as visits:
         stream = visits.stream
         await visits.left.wait()
         before = stream.statistics().buffered  # all from Alice's first visit
@@ -109,3 +110,19 @@ async def test_frames_buffered_before_a_rejoin_come_first(read: bool) -> None:
     second = [i for i, f in enumerate(heard) if np.isclose(f, SECOND, atol=50)]
     assert len(first) >= 50, f"{len(first)} FIRST frames of {before} buffered before the rejoin"
     assert max(first) < min(second), "FIRST after SECOND: the two sources interleaved"
+
+
+async def test_a_participant_coming_and_going_does_not_grow_the_buffer() -> None:
+    """Four visits of a second each (about 100 frames each) into a stream of capacity 50
+    that nobody reads: the ended native streams keep at most 50 frames together (the oldest
+    go first, counted as dropped), the newest its own 50."""
+    capacity = 50
+    async with alice_visits("follow-flap", capacity=capacity, times=4) as visits:
+        stream = visits.stream
+        await visits.back.wait()  # (she would have left it 3 native streams to drain)
+        statistics, native = stream.statistics(), len(stream._sources())
+        kept = []
+        while len(kept) < statistics.buffered:
+            kept.append(stream.receive_nowait())  # everything kept is readable, at once
+    assert native <= 2, f"{native} native streams held"
+    assert statistics.buffered <= 2 * capacity, statistics
