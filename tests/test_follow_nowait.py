@@ -1,6 +1,7 @@
 """A participant stream across the participant's leave and rejoin: read without waiting
 (receive_nowait, the aio fast path), between the two it has no frame, it is not at its end;
-read late, it loses none of the frames it buffered before the rejoin."""
+read late, it loses none of the frames it buffered before the rejoin (audio and video), and
+a participant coming and going does not grow its buffer."""
 
 from __future__ import annotations
 
@@ -126,3 +127,69 @@ async def test_a_participant_coming_and_going_does_not_grow_the_buffer() -> None
             kept.append(stream.receive_nowait())  # everything kept is readable, at once
     assert native <= 2, f"{native} native streams held"
     assert statistics.buffered <= 2 * capacity, statistics
+
+
+RED, BLUE = (200, 40, 40), (40, 40, 200)
+
+
+async def _play(room: rtc.Room, colour: tuple[int, int, int], until: trio.Event) -> None:
+    """``room`` publishes a camera of ``colour`` at 30 fps until ``until`` is set."""
+    width, height = 160, 120
+    rgba = np.empty((height, width, 4), np.uint8)
+    rgba[...] = (*colour, 255)
+    frame = rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, rgba)
+    async with rtc.open_video_source(width, height) as source:
+        with rtc.LocalVideoTrack.create("cam", source) as track:
+            await room.local_participant.publish_track(
+                track, rtc.TrackPublishOptions(source=rtc.TrackSource.CAMERA))
+            index = 0
+            while not until.is_set():
+                source.capture_frame(frame, timestamp_us=index * 33_333)
+                index += 1
+                await trio.sleep(1 / 30)
+
+
+async def test_video_frames_buffered_before_a_rejoin_come_first() -> None:
+    """The same for video (frames kept by the router, not a native ring): red frames
+    buffered before Alice's rejoin come before her blue ones."""
+    server = require_server()
+    name = room_name("follow-video")
+    enough, left, forever = trio.Event(), trio.Event(), trio.Event()
+
+    async def alice() -> None:
+        for colour, until in ((RED, enough), (BLUE, forever)):
+            async with rtc.connect(server.url, server.token("alice", name)) as room:
+                await _play(room, colour, until)
+            left.set()
+
+    def colour_of(frame: rtc.VideoFrame) -> str:
+        mean = frame.data[..., :3].reshape(-1, 3).mean(axis=0)
+        for label, colour in (("red", RED), ("blue", BLUE)):
+            if np.all(np.abs(mean - np.array(colour)) < 40):
+                return label
+        return "other"  # the encoder's first frames
+
+    with trio.fail_after(BOUND):
+        async with rtc.connect(server.url, server.token("bob", name)) as bob:
+            events = bob.events()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(alice)
+                subscribed = await wait_for_event(events, rtc.TrackSubscribed)
+                async with rtc.open_video_stream(
+                        participant=subscribed.participant, track_source=rtc.TrackSource.CAMERA,
+                        format=rtc.VideoBufferType.RGBA, capacity=30, rejoin_grace=30.0) as stream:
+                    while stream.statistics().buffered < 15:
+                        await trio.sleep(0.02)
+                    enough.set()  # she leaves, and comes back blue
+                    await left.wait()
+                    before = stream.statistics().buffered
+                    while stream.statistics().buffered < before + 5:
+                        await trio.sleep(0.02)  # blue frames are buffered too
+                    seen: list[str] = []
+                    while seen.count("blue") < 5:
+                        seen.append(colour_of(await stream.receive()))
+                nursery.cancel_scope.cancel()
+    red = [i for i, c in enumerate(seen) if c == "red"]
+    blue = [i for i, c in enumerate(seen) if c == "blue"]
+    assert len(red) >= 5, seen
+    assert max(red) < min(blue), seen
