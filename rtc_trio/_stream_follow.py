@@ -131,7 +131,8 @@ class Follower:
         self._end_source()
 
     def _end_source(self) -> None:
-        """The native stream read now ends (its consumer is woken to see it)."""
+        """The newest native stream ends: the participant it reads left (the consumer is
+        woken to see it once it has read what came before)."""
         if not self.stream._closed:  # (aclose() before the block's end): nothing to end
             _router.end(self.stream._newest_handle().id)
             self.stream._wake()
