@@ -120,6 +120,7 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         self._succession: Succession | None = None  # set for a stream that follows a participant
         # native streams read next, oldest first, each once the one before is read to its end
         self._successors: deque[tuple[_router.Subscription[Any], NativeHandle]] = deque()
+        self._generation = 0  # how many times the native stream read was replaced
         self._retired_dropped = 0  # dropped by the native streams replaced so far
 
     def _sources(self) -> list[tuple[_router.Subscription[Any], NativeHandle]]:
@@ -169,8 +170,7 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
             except trio.EndOfChannel:
                 if not self._successors:
                     raise
-                self._retire()
-                self._sub, self._handle = self._successors.popleft()
+                self._next()
 
     def _park(self) -> bool:
         """Arm the wake-up for the next frame; False if there is something to read."""
@@ -250,8 +250,9 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         succession = self._succession
         if succession is None:
             return False
+        generation = self._generation  # a rejoin may replace the ended stream at once
         while not succession.over():
-            if self._successors:
+            if self._successors or self._generation != generation:
                 return True
             with trio.move_on_at(succession.deadline):
                 await self._wait_fd()
@@ -290,13 +291,18 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
             oldest = self._source_buffered(*ended[0])
             if oldest and sum(self._source_buffered(*source) for source in ended) <= self.capacity:
                 return
-            self._retire()
-            self._sub, self._handle = self._successors.popleft()
+            self._next()
 
     def _newest_handle(self) -> NativeHandle:
         """The native stream read last (the one a following stream ends when its participant
         leaves)."""
         return self._successors[-1][1] if self._successors else self._handle
+
+    def _next(self) -> None:
+        """Release the current native stream; read the next one from now on."""
+        self._retire()
+        self._sub, self._handle = self._successors.popleft()
+        self._generation += 1
 
     def _retire(self) -> None:
         """The current native stream was read to its end: release it (frames that came

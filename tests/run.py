@@ -335,6 +335,17 @@ def _redis_env() -> dict[str, str]:
         return {}
 
 
+def _this_checkout_first(env: dict[str, str]) -> dict[str, str]:
+    """PYTHONPATH with this checkout first, once its extension is built: the processes the
+    tests start (peers, fuzz workers) then run the code under test, not whatever checkout
+    the package was last installed from (``pip install -e`` of another clone)."""
+    root = TESTS_DIR.parent
+    if not any((root / "rtc_trio").glob("_ffi*.so")):
+        return {}
+    paths = [str(root), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    return {"PYTHONPATH": os.pathsep.join(paths)}
+
+
 def _run_with_server(args: Sequence[str]) -> int:
     """Run pytest in a fresh namespace next to a fresh livekit-server."""
     binary, redis = ensure_server_binary(), _redis_env()
@@ -346,6 +357,7 @@ def _run_with_server(args: Sequence[str]) -> int:
                 env.update(RTC_TRIO_TEST_URL=server.url, RTC_TRIO_TEST_API_KEY=server.api_key,
                            RTC_TRIO_TEST_API_SECRET=server.api_secret,
                            RTC_TRIO_REQUIRE_SERVER="1", **redis)
+                env.update(_this_checkout_first(env))
                 code = run_pytest([ip_binary(), "netns", "exec", ns.name], args, env, report)
                 return code
         finally:
@@ -369,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("RTC_TRIO_TEST_URL") or os.geteuid() != 0:
             if not os.environ.get("RTC_TRIO_TEST_URL"):
                 print("run.py: not root, so no LiveKit server: tests that need one skip", flush=True)
-            return run_pytest([], args, dict(os.environ))
+            return run_pytest([], args, {**os.environ, **_this_checkout_first(dict(os.environ))})
         return _run_with_server(args)
     except KeyboardInterrupt:
         print("run.py: interrupted", file=sys.stderr)

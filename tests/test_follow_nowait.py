@@ -65,16 +65,27 @@ async def alice_visits(prefix: str, capacity: int = 100, times: int = 2) -> Asyn
                 nursery.cancel_scope.cancel()
 
 
-async def test_receive_nowait_waits_through_a_rejoin() -> None:
+@pytest.mark.parametrize("wait", [False, True], ids=["receive_nowait", "receive"])
+async def test_a_reader_keeping_up_hears_the_rejoin(wait: bool) -> None:
+    """Read as it comes: with receive_nowait() (the aio fast path) the stream has no frame
+    between the leave and the rejoin but is not at its end; with receive() the reader waits
+    at the end of the old native stream and gets the new one's frames."""
     heard: list[float] = []
     async with alice_visits("follow-nowait") as visits:
         while not (visits.back.is_set() and len(heard) >= 30
                    and np.isclose(heard[-1], SECOND, atol=50)):
-            try:
-                frame = visits.stream.receive_nowait()  # EndOfChannel here fails the test
-            except trio.WouldBlock:
-                await trio.sleep(0.005)
-                continue
+            if wait:
+                received = None
+                with trio.move_on_after(10):  # (so that a reader left waiting fails fast)
+                    received = await visits.stream.receive()
+                assert received is not None, f"no frame in 10 s; heard {heard[-5:]}"
+                frame = received
+            else:
+                try:
+                    frame = visits.stream.receive_nowait()  # EndOfChannel here fails the test
+                except trio.WouldBlock:
+                    await trio.sleep(0.005)
+                    continue
             if visits.left.is_set() and frame.data.any():
                 heard.append(dominant_frequency(frame.data[:, 0], frame.sample_rate))
     assert any(np.isclose(f, SECOND, atol=50) for f in heard), heard[-10:]
