@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, final
+from typing import AsyncIterator, final
 
 import trio
 
@@ -59,23 +59,23 @@ class AudioStream(FrameStream[AudioFrame]):
             raise ValueError(f"no frame ring of capacity {capacity}")
 
     def _retire(self) -> None:
-        self._close_ring(self._handle, count_buffered=True)
+        self._close_ring(count_buffered=True)
         super()._retire()
 
-    def _close_ring(self, handle: _handles.NativeHandle, count_buffered: bool = False) -> None:
-        if not handle.released:
-            self._retired_dropped += int(lib.rtc_ring_dropped(handle.id))
+    def _close_ring(self, count_buffered: bool = False) -> None:
+        if not self._handle.released:
+            self._retired_dropped += int(lib.rtc_ring_dropped(self._handle.id))
             if count_buffered:
-                self._retired_dropped += int(lib.rtc_ring_count(handle.id))
-        lib.rtc_ring_close(handle.id)  # from here on nothing native writes to the fd
+                self._retired_dropped += int(lib.rtc_ring_count(self._handle.id))
+        lib.rtc_ring_close(self._handle.id)  # from here on nothing native writes to the fd
 
-    def _source_dropped(self, sub: _router.Subscription[Any], handle: _handles.NativeHandle) -> int:
-        if handle.released:
-            return sub.dropped
-        return sub.dropped + int(lib.rtc_ring_dropped(handle.id))
+    def _native_dropped(self) -> int:
+        if self._handle.released:
+            return self._sub.dropped
+        return self._sub.dropped + int(lib.rtc_ring_dropped(self._handle.id))
 
-    def _source_buffered(self, sub: _router.Subscription[Any], handle: _handles.NativeHandle) -> int:
-        return sub.buffered() + int(lib.rtc_ring_count(handle.id))
+    def _native_buffered(self) -> int:
+        return self._sub.buffered() + int(lib.rtc_ring_count(self._handle.id))
 
     def _frame(self, item: audio_frame_pb2.OwnedAudioFrameBuffer) -> AudioFrame:
         return AudioFrame._view(item.info, item.handle.id)
@@ -99,8 +99,7 @@ class AudioStream(FrameStream[AudioFrame]):
         return self._sub.park_on_fd() and not lib.rtc_ring_park(self._handle.id)
 
     def _close(self) -> None:
-        for _, handle in self._sources():
-            self._close_ring(handle)
+        self._close_ring()
         super()._close()
 
 

@@ -12,6 +12,7 @@ import trio
 
 from rtc_trio import _native, _router, _validate
 from rtc_trio._audio_frame import MAX_FRAME_SIZE_MS, check_audio_format
+from rtc_trio._errors import RtcError
 from rtc_trio._handles import NativeHandle
 from rtc_trio._proto import ffi_pb2
 
@@ -118,21 +119,19 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         sub.wake_fd = self._wake_fd
         self._succession: Succession | None = None  # set for a stream that follows a participant
-        # native streams read next, oldest first, each once the one before is read to its end
-        self._successors: deque[tuple[_router.Subscription[Any], NativeHandle]] = deque()
+        # frames a replaced native stream still held, read before the current one's
+        self._carried: deque[FrameT] = deque()
         self._generation = 0  # how many times the native stream read was replaced
         self._retired_dropped = 0  # dropped by the native streams replaced so far
-
-    def _sources(self) -> list[tuple[_router.Subscription[Any], NativeHandle]]:
-        return [(self._sub, self._handle), *self._successors]
 
     @property
     def dropped(self) -> int:
         """Frames dropped because the consumer fell behind."""
-        return self._retired_dropped + sum(self._source_dropped(*source) for source in self._sources())
+        return self._retired_dropped + self._native_dropped()
 
-    def _source_dropped(self, sub: _router.Subscription[Any], handle: NativeHandle) -> int:
-        return sub.dropped
+    def _native_dropped(self) -> int:
+        """Dropped so far by the current native stream."""
+        return self._sub.dropped
 
     @property
     def capacity(self) -> int:
@@ -145,10 +144,11 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         return StreamStatistics(self._buffered(), self.capacity, self.dropped)
 
     def _buffered(self) -> int:
-        return sum(self._source_buffered(*source) for source in self._sources())
+        return len(self._carried) + self._native_buffered()
 
-    def _source_buffered(self, sub: _router.Subscription[Any], handle: NativeHandle) -> int:
-        return sub.buffered()
+    def _native_buffered(self) -> int:
+        """Buffered by the current native stream."""
+        return self._sub.buffered()
 
     def _frame(self, item: Any) -> FrameT:
         raise NotImplementedError
@@ -162,15 +162,11 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
             return None
 
     def _take(self) -> FrameT | None:
-        """The next frame if one is buffered, moving on to the next native stream once the
-        current one is read to its end; ``trio.EndOfChannel`` once the last is."""
-        while True:
-            try:
-                return self._pop()
-            except trio.EndOfChannel:
-                if not self._successors:
-                    raise
-                self._next()
+        """The next frame if one is buffered (carried-over frames first); ``trio.EndOfChannel``
+        once the current native stream ended and all is read."""
+        if self._carried:
+            return self._carried.popleft()
+        return self._pop()
 
     def _park(self) -> bool:
         """Arm the wake-up for the next frame; False if there is something to read."""
@@ -239,6 +235,8 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
 
     async def _wait_fd(self) -> None:
         await trio.lowlevel.wait_readable(self._wake_fd)
+        if self._wake_fd < 0:  # closed after the fd woke this task, before it ran
+            raise trio.ClosedResourceError("this stream was closed")
         try:
             os.eventfd_read(self._wake_fd)
         except BlockingIOError:
@@ -250,13 +248,14 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         succession = self._succession
         if succession is None:
             return False
-        generation = self._generation  # a rejoin may replace the ended stream at once
-        while not succession.over():
-            if self._successors or self._generation != generation:
+        generation = self._generation
+        while True:
+            if self._generation != generation:  # (before the deadline: a rejoin came in time)
                 return True
+            if succession.over():
+                return False
             with trio.move_on_at(succession.deadline):
                 await self._wait_fd()
-        return False
 
     @property
     def _closed(self) -> bool:
@@ -268,8 +267,9 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
             os.eventfd_write(self._wake_fd, 1)
 
     def _succeed(self, sub: _router.Subscription[Any], handle: NativeHandle) -> None:
-        """Read the native stream ``handle`` once the ones before it (which have ended) are
-        read to their ends: frames they still buffer come first. Fails leaving nothing."""
+        """Read the native stream ``handle`` from now on. The current one (it ended: its
+        participant left) is released; the frames it still held are carried over and read
+        first (at most ``capacity``: the oldest are dropped and counted). Fails leaving nothing."""
         sub.wake_fd = self._wake_fd
         try:
             self._adopt(handle, sub.capacity)
@@ -277,36 +277,30 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
             sub.close()
             handle.release()
             raise
-        self._successors.append((sub, handle))
-        self._bound_ended()
+        self._carry_over()
+        self._retire()
+        self._sub, self._handle = sub, handle
+        self._generation += 1
         self._wake()
 
-    def _bound_ended(self) -> None:
-        """The native streams that ended (all but the newest) keep at most ``capacity``
-        frames together: the oldest are released first, their frames counted as dropped. A
-        participant who comes and goes again and again cannot grow the buffer beyond twice
-        the capacity (the ended streams' frames, and the newest's)."""
-        while self._successors:
-            ended = self._sources()[:-1]
-            oldest = self._source_buffered(*ended[0])
-            if oldest and sum(self._source_buffered(*source) for source in ended) <= self.capacity:
+    def _carry_over(self) -> None:
+        while True:
+            try:
+                frame = self._pop()
+            except trio.EndOfChannel:
                 return
-            self._next()
-
-    def _newest_handle(self) -> NativeHandle:
-        """The native stream read last (the one a following stream ends when its participant
-        leaves)."""
-        return self._successors[-1][1] if self._successors else self._handle
-
-    def _next(self) -> None:
-        """Release the current native stream; read the next one from now on."""
-        self._retire()
-        self._sub, self._handle = self._successors.popleft()
-        self._generation += 1
+            except RtcError:  # a frame that cannot be read: as if dropped
+                self._retired_dropped += 1
+                continue
+            if frame is None:
+                return
+            if len(self._carried) >= self.capacity:
+                self._carried.popleft()  # its native buffer goes with it
+                self._retired_dropped += 1
+            self._carried.append(frame)
 
     def _retire(self) -> None:
-        """The current native stream was read to its end: release it (frames that came
-        after its end count as dropped)."""
+        """Release the current native stream (frames it still holds count as dropped)."""
         self._retired_dropped += self._sub.dropped + self._sub.buffered()
         self._sub.close()
         self._handle.release()
@@ -324,14 +318,13 @@ class FrameStream(trio.abc.ReceiveChannel[FrameT]):
         await trio.lowlevel.checkpoint()
 
     def _close(self) -> None:
-        for sub, _ in self._sources():
-            sub.close()  # from here on nothing writes to the eventfd
+        self._sub.close()  # from here on nothing writes to the eventfd
         if self._wake_fd >= 0:
             trio.lowlevel.notify_closing(self._wake_fd)  # a blocked reader: ClosedResourceError
             os.close(self._wake_fd)
             self._wake_fd = -1
-        for _, handle in self._sources():
-            handle.release()
+        self._carried.clear()  # their native buffers are released with them
+        self._handle.release()  # the native stream stops
 
 
 def open_native(req: ffi_pb2.FfiRequest, capacity: int) -> tuple[_router.Subscription[Any], NativeHandle]:

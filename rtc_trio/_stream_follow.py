@@ -131,16 +131,15 @@ class Follower:
         self._end_source()
 
     def _end_source(self) -> None:
-        """The newest native stream ends: the participant it reads left (the consumer is
-        woken to see it once it has read what came before)."""
+        """The native stream read now ends (its consumer is woken to see it)."""
         if not self.stream._closed:  # (aclose() before the block's end): nothing to end
-            _router.end(self.stream._newest_handle().id)
+            _router.end(self.stream._handle.id)
             self.stream._wake()
 
     def rejoined(self, participant: FollowableParticipant) -> None:
-        """The participant is back as ``participant``: read their media next (after what the
-        stream still buffers from before), unless the grace period ran out or the stream was
-        closed (then it ends)."""
+        """The participant is back as ``participant``: read their media from now on (after
+        what the stream still holds from before), unless the grace period ran out or the
+        stream was closed (then it ends)."""
         if self.succession.over() or self.stream._closed:
             self.end()
             return

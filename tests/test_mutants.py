@@ -33,14 +33,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant("1 scope: a stream's route outlives its block", "rtc_trio/_stream.py",
-           "            sub.close()  # from here on nothing writes to the eventfd\n",
-           "            pass\n",
+           "        self._sub.close()  # from here on nothing writes to the eventfd\n", "",
            ("tests/test_lifecycle.py::test_nothing_of_a_stream_outlives_its_block",)),
     Mutant("2 handles: a released handle stays counted", "rtc_trio/_handles.py",
            "        _held.remove(handle_id)\n", "        _held.__contains__(handle_id)\n",
            ("tests/test_native.py::test_live_handles_counts_every_native_handle_held",)),
     Mutant("2 handles: a stream's native handle is never released", "rtc_trio/_stream.py",
-           "        for _, handle in self._sources():\n            handle.release()\n", "",
+           "        self._handle.release()  # the native stream stops\n", "",
            ("tests/test_channel_shape.py::test_aclose_wakes_a_blocked_reader_and_releases_buffered_frames",)),
     Mutant("3 routing: parked events never expire", "rtc_trio/_router.py",
            "            if now - since < max_age and _parked_count <= PARK_LIMIT:\n",
