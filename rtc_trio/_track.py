@@ -104,18 +104,25 @@ def _check_name(name: object) -> str:
     return _validate.string("name", name)
 
 
+def _check_local(name: str, source: object,
+                 source_type: type[AudioSource] | type[VideoSource]) -> str:
+    """``name`` checked, once ``source`` is an open ``source_type``."""
+    if not isinstance(source, source_type):
+        raise TypeError(f"source must be a {source_type.__name__}, not {type(source).__name__}")
+    if source._handle.released:
+        raise trio.ClosedResourceError(f"the {source_type.__name__} is closed")
+    return _check_name(name)
+
+
 def _create_local(
     cls: type[LocalT], name: str, source: AudioSource | VideoSource,
     source_type: type[AudioSource] | type[VideoSource], field: str,
 ) -> LocalT:
     """Create a local track of ``cls`` on ``source`` with the ``create_*_track`` request ``field``."""
-    if not isinstance(source, source_type):
-        raise TypeError(f"source must be a {source_type.__name__}, not {type(source).__name__}")
-    if source._handle.released:
-        raise trio.ClosedResourceError(f"the {source_type.__name__} is closed")
+    checked = _check_local(name, source, source_type)
     req = ffi_pb2.FfiRequest()
     create = getattr(req, field)
-    create.name = _check_name(name)
+    create.name = checked
     create.source_handle = source._handle.id
     return cls(getattr(_native.request(req), field).track)
 
@@ -134,14 +141,10 @@ class LocalAudioTrack(_LocalTrack):
         library was measured to corrupt its heap, now and then, when two tracks of one audio
         source are released (open one source per track and capture into each).
         """
-        if not isinstance(source, AudioSource):
-            raise TypeError(f"source must be a AudioSource, not {type(source).__name__}")
-        if source._handle.released:
-            raise trio.ClosedResourceError("the AudioSource is closed")
-        _check_name(name)
-        if source._open_tracks():
+        _check_local(name, source, AudioSource)  # before the observer moves
+        if open_tracks := source._open_tracks():
             raise ValueError(
-                f"this AudioSource feeds the open track {source._open_tracks()[0].name!r} already: "
+                f"this AudioSource feeds the open track {open_tracks[0].name!r} already: "
                 "one open track per audio source (two crash the native library when released)")
         moved = source._track_opening()  # the source's playout observer moves onto this track
         try:
