@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import AsyncContextManager, AsyncIterator, Awaitable, Callable, TypeVar
 
 import numpy as np
 import pytest
@@ -18,6 +18,7 @@ from rtc_trio import _handles
 from tests.server import require_server
 from tests.test_room_support import dominant_frequency, publishing_tone, room_name, wait_for_event
 
+S = TypeVar("S")
 BOUND = 60.0
 FIRST, SECOND = 400.0, 800.0  # whole 100 Hz bins of a 10 ms frame
 
@@ -31,6 +32,24 @@ class Visits:
     stream: rtc.AudioStream
     left: trio.Event = field(default_factory=trio.Event)
     back: trio.Event = field(default_factory=trio.Event)
+
+
+@contextlib.asynccontextmanager
+async def bob_follows(name: str, alice: Callable[[], Awaitable[None]],
+                      follow: Callable[[rtc.RemoteParticipant], AsyncContextManager[S]]
+                      ) -> AsyncIterator[S]:
+    """Bob in room ``name`` while ``alice`` runs, following her with the stream ``follow``
+    opens once her first track is subscribed."""
+    server = require_server()
+    with trio.fail_after(BOUND):
+        async with rtc.connect(server.url, server.token("bob", name)) as bob:
+            events = bob.events()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(alice)
+                subscribed = await wait_for_event(events, rtc.TrackSubscribed)
+                async with follow(subscribed.participant) as stream:
+                    yield stream
+                nursery.cancel_scope.cancel()
 
 
 @contextlib.asynccontextmanager
@@ -51,18 +70,13 @@ async def alice_visits(prefix: str, capacity: int = 100, times: int = 2) -> Asyn
                         await trio.sleep_forever()
             left.set()
 
-    with trio.fail_after(BOUND):
-        async with rtc.connect(server.url, server.token("bob", name)) as bob:
-            events = bob.events()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(alice)
-                subscribed = await wait_for_event(events, rtc.TrackSubscribed)
-                async with rtc.open_audio_stream(
-                        participant=subscribed.participant, track_source=rtc.TrackSource.MICROPHONE,
-                        capacity=capacity, rejoin_grace=30.0) as stream:
-                    opened.set()
-                    yield Visits(stream, left, back)
-                nursery.cancel_scope.cancel()
+    def follow(participant: rtc.RemoteParticipant) -> AsyncContextManager[rtc.AudioStream]:
+        return rtc.open_audio_stream(participant=participant, track_source=rtc.TrackSource.MICROPHONE,
+                                     capacity=capacity, rejoin_grace=30.0)
+
+    async with bob_follows(name, alice, follow) as stream:
+        opened.set()
+        yield Visits(stream, left, back)
 
 
 @pytest.mark.parametrize("wait", [False, True], ids=["receive_nowait", "receive"])
@@ -138,7 +152,7 @@ async def test_a_participant_coming_and_going_does_not_grow_the_buffer() -> None
         first_native = stream._handle.id
         await visits.back.wait()
         statistics = stream.statistics()
-        kept = []
+        kept: list[rtc.AudioFrame] = []
         while len(kept) < statistics.buffered:
             kept.append(stream.receive_nowait())  # everything kept is readable, at once
         assert not _handles.is_held(first_native)
@@ -185,26 +199,21 @@ async def test_video_frames_buffered_before_a_rejoin_come_first() -> None:
                 return label
         return "other"  # the encoder's first frames
 
-    with trio.fail_after(BOUND):
-        async with rtc.connect(server.url, server.token("bob", name)) as bob:
-            events = bob.events()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(alice)
-                subscribed = await wait_for_event(events, rtc.TrackSubscribed)
-                async with rtc.open_video_stream(
-                        participant=subscribed.participant, track_source=rtc.TrackSource.CAMERA,
-                        format=rtc.VideoBufferType.RGBA, capacity=30, rejoin_grace=30.0) as stream:
-                    while stream.statistics().buffered < 15:
-                        await trio.sleep(0.02)
-                    enough.set()  # she leaves, and comes back blue
-                    await left.wait()
-                    before = stream.statistics().buffered
-                    while stream.statistics().buffered < before + 5:
-                        await trio.sleep(0.02)  # blue frames are buffered too
-                    seen: list[str] = []
-                    while seen.count("blue") < 5:
-                        seen.append(colour_of(await stream.receive()))
-                nursery.cancel_scope.cancel()
+    def follow(participant: rtc.RemoteParticipant) -> AsyncContextManager[rtc.VideoStream]:
+        return rtc.open_video_stream(participant=participant, track_source=rtc.TrackSource.CAMERA,
+                                     format=rtc.VideoBufferType.RGBA, capacity=30, rejoin_grace=30.0)
+
+    seen: list[str] = []
+    async with bob_follows(name, alice, follow) as stream:
+        while stream.statistics().buffered < 15:
+            await trio.sleep(0.02)
+        enough.set()  # she leaves, and comes back blue
+        await left.wait()
+        before = stream.statistics().buffered
+        while stream.statistics().buffered < before + 5:
+            await trio.sleep(0.02)  # blue frames are buffered too
+        while seen.count("blue") < 5:
+            seen.append(colour_of(await stream.receive()))
     red = [i for i, c in enumerate(seen) if c == "red"]
     blue = [i for i, c in enumerate(seen) if c == "blue"]
     assert len(red) >= 5, seen
